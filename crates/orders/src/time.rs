@@ -1,0 +1,125 @@
+//! Due times: RFC 3339 with an explicit offset in, UTC milliseconds everywhere after.
+//!
+//! The seed compared ISO strings as text, so `-04:00` orders were moderated hours early. Here a
+//! due time is parsed once into a UTC instant, truncated to the millisecond (the precision the
+//! API shows and both databases keep identically), and never handled as text again.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Timelike, Utc};
+
+/// Why a due time was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Not RFC 3339, or without an offset (`2025-08-17T21:45:45` is ambiguous and refused).
+    #[error("'{0}' is not an RFC 3339 time with an offset, e.g. 2025-08-17T21:45:45.000Z")]
+    Malformed(String),
+    /// Outside the years the simulator accepts.
+    #[error("'{0}' is outside the accepted range 2000-01-01T00:00:00Z to 2099-12-31T23:59:59Z")]
+    OutOfRange(String),
+}
+
+/// Parses an RFC 3339 time that carries an offset (`Z` or `±hh:mm`), normalised to UTC and
+/// truncated to milliseconds. Years before 2000 or after 2099 are refused.
+pub fn parse_due_time(text: &str) -> Result<DateTime<Utc>, TimeError> {
+    let trimmed = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(trimmed)
+        .map_err(|_| TimeError::Malformed(text.to_string()))?
+        .with_timezone(&Utc);
+    let lower = NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let upper = NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+    match (lower, upper) {
+        (Some(lo), Some(hi)) if parsed.naive_utc() >= lo && parsed.naive_utc() < hi => {
+            Ok(truncate_ms(parsed))
+        }
+        _ => Err(TimeError::OutOfRange(text.to_string())),
+    }
+}
+
+/// Drops everything below the millisecond (and folds a leap second's extra nanoseconds).
+pub fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    let millis = (t.nanosecond() % 1_000_000_000) / 1_000_000;
+    t.with_nanosecond(millis * 1_000_000).unwrap_or(t)
+}
+
+/// Formats a time as the API writes it: RFC 3339, UTC, milliseconds, `Z`.
+pub fn format_ms(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Serde helpers writing times with [`format_ms`] and reading them with [`parse_due_time`].
+pub mod serde_ms {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises a time as `2025-08-17T21:45:45.000Z`.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_ms(t))
+    }
+
+    /// Reads an RFC 3339 time with an offset.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        parse_due_time(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for optional times (`null` when absent).
+    pub mod option {
+        use super::*;
+        use serde::Serialize;
+
+        /// Serialises `Some(t)` as [`format_ms`] and `None` as `null`.
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            t.as_ref().map(format_ms).serialize(s)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_offsets_to_utc_milliseconds() {
+        let cases = [
+            ("2025-08-17T21:45:45.000Z", "2025-08-17T21:45:45.000Z"),
+            ("2025-08-17T17:45:45-04:00", "2025-08-17T21:45:45.000Z"),
+            (
+                "2025-08-18T03:15:45.123456+05:30",
+                "2025-08-17T21:45:45.123Z",
+            ),
+            ("2025-08-17t21:45:45.9999z", "2025-08-17T21:45:45.999Z"),
+        ];
+        for (input, want) in cases {
+            let got = parse_due_time(input).map(|t| format_ms(&t));
+            assert_eq!(got.as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn refuses_times_without_offset_or_out_of_range() {
+        for bad in [
+            "2025-08-17T21:45:45",
+            "2025-08-17",
+            "tomorrow",
+            "",
+            "2025-08-17T21:45:45+25:00",
+        ] {
+            assert!(
+                matches!(parse_due_time(bad), Err(TimeError::Malformed(_))),
+                "{bad}"
+            );
+        }
+        for far in [
+            "1999-12-31T23:59:59Z",
+            "2100-01-01T00:00:00Z",
+            "9999-01-01T00:00:00Z",
+        ] {
+            assert!(
+                matches!(parse_due_time(far), Err(TimeError::OutOfRange(_))),
+                "{far}"
+            );
+        }
+    }
+}

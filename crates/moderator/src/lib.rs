@@ -95,9 +95,6 @@ impl Policy {
     }
 }
 
-/// Where approved orders' LMPs come from, as written to `approval_rt_source`.
-pub const RT_SOURCE: &str = "SIMULATED_RT";
-
 /// Decides one order: approved at an LMP, or rejected with a reason.
 ///
 /// The LMP is a whole number of cents drawn uniformly from `[base - variance, base + variance]`

@@ -25,7 +25,7 @@ pub mod time;
 pub use kinds::{LocationType, Market, OrderStatus, Side, StatusTransitionError};
 pub use money::{DecimalError, Pnl, Price, Quantity};
 pub use order::{
-    pnl, Decision, Location, NewOrder, NewOrderFields, Order, OrderEvent, ValidationError,
-    REJECT_REASONS,
+    pnl, rt_interval_start, Decision, Location, NewOrder, NewOrderFields, Order, OrderEvent,
+    ValidationError, REJECT_REASONS, RT_INTERVAL_SECS, RT_SOURCE,
 };
 pub use time::{format_ms, parse_due_time, truncate_ms, TimeError};

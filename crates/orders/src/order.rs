@@ -272,6 +272,19 @@ impl Decision {
     }
 }
 
+/// Where simulated real-time LMPs come from, as written to `approval_rt_source`.
+pub const RT_SOURCE: &str = "SIMULATED_RT";
+
+/// Length of a real-time pricing interval, in seconds (five minutes, as in US ISOs).
+pub const RT_INTERVAL_SECS: i64 = 300;
+
+/// Start of the real-time interval containing `t`: the value of
+/// `approval_rt_interval_start_utc` for an order moderated at `t`.
+pub fn rt_interval_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = t.timestamp().div_euclid(RT_INTERVAL_SECS) * RT_INTERVAL_SECS;
+    DateTime::from_timestamp(secs, 0).unwrap_or(t)
+}
+
 /// The seed's rejection reasons, kept here so every crate spells them the same way.
 pub const REJECT_REASONS: [&str; 4] = [
     "Insufficient market liquidity",

@@ -1,0 +1,213 @@
+//! Connections and the pool: one diesel [`DbConnection`] enum over PostgreSQL and SQLite, the
+//! backend chosen from the URL scheme, per-connection settings, and embedded migrations.
+
+use crate::error::StorageError;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// Arbitrary, fixed key of the advisory lock that serialises migrations between instances.
+const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273; // "orders"
+
+// The derive generates undocumented helper items, hence the module-wide allow.
+#[allow(missing_docs)]
+mod multi {
+    use diesel::pg::PgConnection;
+    use diesel::sqlite::SqliteConnection;
+
+    /// One connection to either backend; diesel's derive gives both a single query path.
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConnection {
+        /// PostgreSQL: production, shared by many instances.
+        Pg(PgConnection),
+        /// SQLite: the zero-setup default, a single file.
+        Sqlite(SqliteConnection),
+    }
+}
+pub use multi::{DbConnection, MultiBackend};
+
+/// Which database a URL points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A `postgres://` or `postgresql://` URL, passed to libpq as is.
+    Postgres(String),
+    /// A file path (from `sqlite://path`, `sqlite:path` or a plain path).
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// Picks the backend from the scheme, so that a Postgres URL with the server down reports
+    /// the driver's real error instead of being retried as an SQLite file name.
+    pub fn parse(url: &str) -> Result<Self, StorageError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StorageError::InvalidUrl("empty database URL".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(StorageError::InvalidUrl(format!(
+                "'{url}': expected postgres://..., postgresql://..., sqlite://PATH or a file path"
+            )));
+        }
+        if path == ":memory:" {
+            return Err(StorageError::InvalidUrl(
+                "':memory:' gives every pooled connection its own database; use a file".into(),
+            ));
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres(_))
+    }
+
+    /// Opens one connection with the per-connection settings applied.
+    pub fn connect(&self) -> Result<DbConnection, StorageError> {
+        match self {
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)
+                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                // TIMESTAMP columns hold UTC; pin the session so CURRENT_TIMESTAMP agrees.
+                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                Ok(DbConnection::Pg(conn))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let name = path.to_string_lossy();
+                let mut conn = SqliteConnection::establish(&name)
+                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                // busy_timeout first: switching to WAL needs a lock another connection may hold.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// An r2d2 manager that connects through [`DatabaseUrl::connect`].
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl Manager {
+    /// A manager for this database.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = StorageError;
+
+    fn connect(&self) -> Result<DbConnection, StorageError> {
+        self.url.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StorageError> {
+        conn.ping().map_err(StorageError::from)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection still inside a transaction (a panic unwound past it) is not reused.
+        conn.is_broken()
+    }
+}
+
+/// Runs the pending migrations; on Postgres under an advisory lock, because diesel takes none
+/// and instances starting together would otherwise race on the same DDL.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), StorageError> {
+    let migrate =
+        |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+    match conn {
+        DbConnection::Pg(pg) => {
+            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = pg
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|_| ())
+                .map_err(migrate);
+            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result
+        }
+        DbConnection::Sqlite(sqlite) => sqlite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(migrate),
+    }
+}
+
+/// Runs `f` in a write transaction and commits it, or rolls it back on error or panic.
+///
+/// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front
+/// (waiting up to `busy_timeout`): a deferred transaction that reads before it writes could
+/// otherwise fail with "database is locked" without waiting. On Postgres it is a plain
+/// `BEGIN`; row locks are taken by the statements themselves.
+pub fn write_tx<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    match conn {
+        DbConnection::Pg(pg) => AnsiTransactionManager::begin_transaction(pg)?,
+        DbConnection::Sqlite(s) => {
+            AnsiTransactionManager::begin_transaction_sql(s, "BEGIN IMMEDIATE")?
+        }
+    }
+    // The derived transaction manager delegates to the inner connection's, which now knows a
+    // transaction is open, so commit and rollback below issue the matching statements.
+    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        Ok(Ok(value)) => {
+            DbConnection::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Ok(Err(e)) => {
+            let _ = DbConnection::rollback_transaction(conn);
+            Err(e)
+        }
+        Err(panic) => {
+            let _ = DbConnection::rollback_transaction(conn);
+            resume_unwind(panic)
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Most connections open at once.
+    pub max_size: u32,
+    /// How long a caller waits for a connection before the database counts as unavailable.
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 8,
+            connection_timeout: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,1 +1,43 @@
-//! stub
+//! The order scheduler: moderates pending orders at their exact due time, exactly once, with
+//! no coordinator between instances.
+//!
+//! One named thread runs a loop that sleeps until the earliest pending due time (or the check
+//! interval, whichever is sooner), then claims due orders in bounded batches through
+//! [`storage::Store::claim_and_apply`], decides each with the [`moderator`], and writes the
+//! statuses and their history in the same transaction. Commands (start, stop, wake,
+//! force-run) reach it over a channel and wake it at once. It needs no async runtime and no
+//! web framework, so any service can embed it:
+//!
+//! ```no_run
+//! use scheduler::Scheduler;
+//! use std::time::Duration;
+//!
+//! let store = storage::Store::open("./data/orders.db", &storage::PoolConfig::default())?;
+//! let scheduler = Scheduler::builder(store.clone())
+//!     .check_interval(Duration::from_secs(30))
+//!     .moderation_seed(Some(42))
+//!     .spawn()?;
+//! // ... insert orders with `store.insert_order(...)`, then:
+//! // scheduler.notify_due(order.hour_start_utc);
+//! println!("{:?}", scheduler.status());
+//! drop(scheduler); // stops the thread and joins it
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//! - `actor`: [`Scheduler`] (the handle), its builder, and the loop.
+//! - `decide`: the decision closure and [`moderate_hour`].
+//! - `report`: [`Status`] and the seed's report shapes.
+//!
+//! **Invariant:** the loop never moderates anything outside a claim transaction, so the
+//! exactly-once guarantee is storage's, and holds across threads, processes and crashes.
+
+mod actor;
+mod decide;
+mod report;
+
+pub use actor::{Observer, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent};
+pub use decide::moderate_hour;
+pub use report::{
+    HourReport, HourResult, LatenessSummary, ParkedOrder, PassReport, Status, ORDER_LIST_CAP,
+};

@@ -90,10 +90,10 @@ impl Store {
                         match outcome {
                             Ok(d) => decided.push((order, d)),
                             Err(reason) => {
-                                return Err(StorageError::Decide(format!(
-                                    "order {}: {reason}",
-                                    order.id
-                                )))
+                                return Err(StorageError::Decide {
+                                    order_id: order.id,
+                                    reason,
+                                })
                             }
                         }
                     }

@@ -42,9 +42,15 @@ pub enum StorageError {
         /// What did not decode.
         reason: String,
     },
-    /// The caller's decision closure failed; the whole batch was rolled back.
-    #[error("decision failed: {0}")]
-    Decide(String),
+    /// The caller's decision closure failed or panicked on one order; the whole batch was
+    /// rolled back.
+    #[error("deciding order {order_id} failed: {reason}")]
+    Decide {
+        /// The order being decided.
+        order_id: String,
+        /// The closure's error or panic message.
+        reason: String,
+    },
     /// Any other database error.
     #[error("database error: {0}")]
     Query(DieselError),

@@ -240,20 +240,33 @@ impl Store {
     }
 
     /// Stores many PENDING orders at once (seeding, benchmarks), with their creation events.
-    /// Returns the number stored.
-    pub fn insert_orders(&self, news: &[NewOrder], actor: &str) -> Result<usize, StorageError> {
-        let mut conn = self.conn()?;
-        let now = truncate_ms(Utc::now());
+    /// Returns their ids, in input order.
+    pub fn insert_orders(
+        &self,
+        news: &[NewOrder],
+        actor: &str,
+    ) -> Result<Vec<String>, StorageError> {
         let ids: Vec<String> = news
             .iter()
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
         let pairs: Vec<(&str, &NewOrder)> = ids.iter().map(String::as_str).zip(news).collect();
-        write_tx(&mut conn, |c| {
-            for chunk in pairs.chunks(1000) {
+        self.insert_orders_with_ids(&pairs, actor)?;
+        Ok(ids)
+    }
+
+    /// Stores PENDING orders under ids chosen by the caller (imports, reproducible runs).
+    pub fn insert_orders_with_ids(
+        &self,
+        orders: &[(&str, &NewOrder)],
+        actor: &str,
+    ) -> Result<(), StorageError> {
+        let now = truncate_ms(Utc::now());
+        write_tx(&mut *self.conn()?, |c| {
+            for chunk in orders.chunks(1000) {
                 insert_rows(c, chunk, now, None, actor)?;
             }
-            Ok(pairs.len())
+            Ok(())
         })
     }
 

@@ -365,7 +365,7 @@ fn claim_rolled_back_on_error_or_panic(db: &TestDb) {
         }
     });
     assert!(
-        matches!(err, Err(StorageError::Decide(ref m)) if m.contains("boom")),
+        matches!(err, Err(StorageError::Decide { ref reason, .. }) if reason.contains("boom")),
         "{err:?}"
     );
     let mut m = 0;
@@ -382,7 +382,7 @@ fn claim_rolled_back_on_error_or_panic(db: &TestDb) {
         })
     });
     assert!(
-        matches!(panicked, Err(StorageError::Decide(ref m)) if m.contains("exploded")),
+        matches!(panicked, Err(StorageError::Decide { ref reason, .. }) if reason.contains("exploded")),
         "{panicked:?}"
     );
     let (open, closed) = store.fetch_orders(100, 100, None).expect("fetch");
@@ -597,7 +597,7 @@ fn concurrent_claimers_never_share_an_order(db: &TestDb) {
     let due = Utc::now() - Duration::seconds(1);
     let batch: Vec<NewOrder> = (0..10_000).map(|_| order_due(due, "BUY", "L")).collect();
     assert_eq!(
-        store.insert_orders(&batch, "seed").expect("bulk insert"),
+        store.insert_orders(&batch, "seed").expect("bulk insert").len(),
         10_000
     );
     let handles: Vec<_> = (0..2)

@@ -1,0 +1,340 @@
+//! The scheduler daemon on real databases: timing, control, faults, many instances.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use diesel::connection::SimpleConnection;
+use orders::{format_ms, NewOrder, NewOrderFields, OrderStatus};
+use scheduler::{Scheduler, SchedulerEvent};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use storage::testing::TestDb;
+use storage::Store;
+
+fn new_order(due: DateTime<Utc>) -> NewOrder {
+    NewOrder::from_fields(&NewOrderFields {
+        side: Some("BUY"),
+        qty_mwh: Some("1"),
+        limit_price: Some("40"),
+        hour_start_utc: Some(&format_ms(&due)),
+        ..Default::default()
+    })
+    .expect("valid order")
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+fn moderation_lateness_ms(store: &Store, id: &str) -> i64 {
+    let order = store.get_order(id).expect("order");
+    let event = store
+        .order_events(id)
+        .expect("events")
+        .into_iter()
+        .find(|e| e.from_status == Some(OrderStatus::Pending))
+        .expect("a moderation event");
+    (event.at - order.hour_start_utc).num_milliseconds()
+}
+
+fn order_due_in_a_second_is_moderated_on_time(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() + ChronoDuration::milliseconds(1000);
+    let id = store
+        .insert_order(&new_order(due), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .spawn()
+        .expect("spawn");
+    let moderated = wait_until(Duration::from_secs(5), || {
+        store
+            .get_order(&id)
+            .map(|o| o.status != OrderStatus::Pending)
+            .unwrap_or(false)
+    });
+    assert!(moderated, "moderated without any force-run");
+    let lateness = moderation_lateness_ms(&store, &id);
+    assert!((0..1000).contains(&lateness), "lateness {lateness} ms");
+    let status = sched.status();
+    assert_eq!(status.processed, 1);
+    assert_eq!(status.lateness_ms.last, Some(lateness));
+    assert!(status.last_check.is_some());
+}
+
+fn stopped_scheduler_leaves_orders_until_forced_or_started(db: &TestDb) {
+    let store = db.store();
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_millis(50))
+        .spawn()
+        .expect("spawn");
+    sched.stop().expect("stop");
+    let st = sched.status();
+    assert!(!st.running && st.thread_alive);
+    let h1 = orders::truncate_ms(Utc::now() - ChronoDuration::minutes(2));
+    let h2 = h1 + ChronoDuration::seconds(30);
+    for due in [h1, h1, h2] {
+        store
+            .insert_order(&new_order(due), None, "test")
+            .expect("insert");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        store
+            .due_summary(Utc::now(), ChronoDuration::minutes(10))
+            .expect("summary")
+            .pending_due_now,
+        3
+    );
+    let report = sched.force_run().expect("force run");
+    assert_eq!(report.processed, 3);
+    let groups: Vec<(DateTime<Utc>, usize)> = report
+        .results
+        .iter()
+        .map(|r| (r.hour_start_utc, r.orders_count))
+        .collect();
+    assert_eq!(groups, vec![(h1, 2), (h2, 1)]);
+    assert_eq!(report.results[0].moderation_result.orders.len(), 2);
+    let r = &report.results[0].moderation_result;
+    assert_eq!(r.approved + r.rejected, r.total_orders);
+    // Fall due while stopped, then start: drained at once.
+    let later = store
+        .insert_order(
+            &new_order(Utc::now() + ChronoDuration::milliseconds(200)),
+            None,
+            "test",
+        )
+        .expect("insert");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        store.get_order(&later.order.id).expect("get").status,
+        OrderStatus::Pending
+    );
+    sched.start().expect("start");
+    assert!(sched.status().running);
+    assert!(wait_until(Duration::from_secs(3), || store
+        .get_order(&later.order.id)
+        .map(|o| o.status != OrderStatus::Pending)
+        .unwrap_or(false)));
+}
+
+fn earlier_insert_rearms_the_timer(db: &TestDb) {
+    let store = db.store();
+    // A far deadline: the only due order is an hour away and the interval is 30 s.
+    store
+        .insert_order(
+            &new_order(Utc::now() + ChronoDuration::hours(1)),
+            None,
+            "test",
+        )
+        .expect("insert");
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let due = Utc::now() + ChronoDuration::milliseconds(700);
+    let id = store
+        .insert_order(&new_order(due), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    sched.notify_due(due);
+    // And one through the query-based wake.
+    let due2 = Utc::now() + ChronoDuration::milliseconds(900);
+    let id2 = store
+        .insert_order(&new_order(due2), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    sched.wake();
+    assert!(wait_until(Duration::from_secs(3), || {
+        [&id, &id2].iter().all(|i| {
+            store
+                .get_order(i)
+                .map(|o| o.status != OrderStatus::Pending)
+                .unwrap_or(false)
+        })
+    }));
+    for i in [&id, &id2] {
+        let lateness = moderation_lateness_ms(&store, i);
+        assert!(
+            (0..1000).contains(&lateness),
+            "lateness {lateness} ms with a 30 s interval"
+        );
+    }
+}
+
+fn three_schedulers_moderate_each_order_once(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() + ChronoDuration::milliseconds(500);
+    let batch: Vec<NewOrder> = (0..5_000).map(|_| new_order(due)).collect();
+    store.insert_orders(&batch, "test").expect("bulk insert");
+    let schedulers: Vec<Scheduler> = (0..3)
+        .map(|i| {
+            Scheduler::builder(db.store())
+                .instance_id(format!("s{i}"))
+                .batch_size(200)
+                .check_interval(Duration::from_millis(200))
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    assert!(wait_until(Duration::from_secs(30), || store
+        .due_summary(Utc::now(), ChronoDuration::minutes(1))
+        .map(|s| s.pending_due_now == 0 && s.next_due.is_none())
+        .unwrap_or(false)));
+    let processed: u64 = schedulers.iter().map(|s| s.status().processed).sum();
+    assert_eq!(processed, 5_000);
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (0, 5_000, 0)
+    );
+}
+
+fn undecodable_row_is_parked_and_reported(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() - ChronoDuration::seconds(1);
+    let ids = store
+        .insert_orders(&(0..10).map(|_| new_order(due)).collect::<Vec<_>>(), "test")
+        .expect("insert");
+    store
+        .conn()
+        .expect("conn")
+        .batch_execute(&format!(
+            "UPDATE orders SET status = 'PENDING', location_type = 'MOON' WHERE id = '{}'",
+            ids[3]
+        ))
+        .expect("corrupt");
+    let sched = Scheduler::builder(store.clone())
+        .batch_size(4)
+        .spawn()
+        .expect("spawn");
+    assert!(wait_until(Duration::from_secs(5), || sched
+        .status()
+        .processed
+        == 9));
+    let st = sched.status();
+    assert_eq!(st.parked, Some(1));
+    assert_eq!(st.parked_recent.len(), 1);
+    assert_eq!(st.parked_recent[0].id, ids[3]);
+    assert!(st.parked_recent[0].reason.contains("MOON"));
+    assert_eq!(
+        st.pending_due_now,
+        Some(0),
+        "the parked order is not counted as due"
+    );
+}
+
+fn same_seed_gives_identical_outcomes(db: &TestDb) {
+    let other = TestDb::sqlite();
+    let due = orders::truncate_ms(Utc::now() - ChronoDuration::seconds(1));
+    let news: Vec<NewOrder> = (0..300).map(|_| new_order(due)).collect();
+    let ids: Vec<String> = (0..300).map(|i| format!("fixed-{i:04}")).collect();
+    let pairs: Vec<(&str, &NewOrder)> = ids.iter().map(String::as_str).zip(&news).collect();
+    let mut outcomes = Vec::new();
+    for (db, batch) in [(db, 7), (&other, 100)] {
+        let store = db.store();
+        store
+            .insert_orders_with_ids(&pairs, "test")
+            .expect("insert");
+        let sched = Scheduler::builder(store.clone())
+            .batch_size(batch)
+            .moderation_seed(Some(2024))
+            .autostart(false)
+            .spawn()
+            .expect("spawn");
+        assert_eq!(sched.force_run().expect("force").processed, 300);
+        let mut rows: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let o = store.get_order(id).expect("get");
+                (o.id, o.status, o.approval_rt_lmp, o.reject_reason)
+            })
+            .collect();
+        rows.sort();
+        outcomes.push(rows);
+    }
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "same seed, same orders, different batch sizes and backends"
+    );
+    let approved = outcomes[0]
+        .iter()
+        .filter(|r| r.1 == OrderStatus::Approved)
+        .count();
+    assert!((150..270).contains(&approved), "{approved} of 300 approved");
+}
+
+fn dropping_the_handle_joins_quickly(db: &TestDb) {
+    let store = db.store();
+    let sched = Scheduler::builder(store)
+        .check_interval(Duration::from_secs(3600))
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    drop(sched);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "joined in {:?}",
+        start.elapsed()
+    );
+}
+
+fn panics_inside_a_pass_are_caught(db: &TestDb) {
+    let store = db.store();
+    let exploded = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&exploded);
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_millis(50))
+        .observer(Arc::new(move |e: &SchedulerEvent<'_>| {
+            if matches!(e, SchedulerEvent::Moderated { .. }) && !flag.swap(true, Ordering::SeqCst) {
+                panic!("observer bug");
+            }
+        }))
+        .spawn()
+        .expect("spawn");
+    for _ in 0..2 {
+        store
+            .insert_order(&new_order(Utc::now()), None, "test")
+            .expect("insert");
+        sched.wake();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(wait_until(Duration::from_secs(3), || sched
+        .status()
+        .pending_due_now
+        == Some(0)));
+    let st = sched.status();
+    assert_eq!(st.panics, 1);
+    assert!(st.thread_alive && st.running);
+    assert!(st
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("observer bug"));
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (0, 2, 0)
+    );
+}
+
+storage::backend_tests!(
+    order_due_in_a_second_is_moderated_on_time,
+    stopped_scheduler_leaves_orders_until_forced_or_started,
+    earlier_insert_rearms_the_timer,
+    three_schedulers_moderate_each_order_once,
+    undecodable_row_is_parked_and_reported,
+    same_seed_gives_identical_outcomes,
+    dropping_the_handle_joins_quickly,
+    panics_inside_a_pass_are_caught,
+);

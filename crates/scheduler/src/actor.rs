@@ -300,6 +300,15 @@ impl Scheduler {
         }
     }
 
+    /// `(running, thread_alive)` without touching the database (for health probes).
+    pub fn status_light(&self) -> (bool, bool) {
+        let running = self.shared.lock().running;
+        (
+            running,
+            self.thread.as_ref().is_some_and(|t| !t.is_finished()),
+        )
+    }
+
     /// The store the scheduler works on.
     pub fn store(&self) -> &Store {
         &self.shared.store

@@ -597,7 +597,10 @@ fn concurrent_claimers_never_share_an_order(db: &TestDb) {
     let due = Utc::now() - Duration::seconds(1);
     let batch: Vec<NewOrder> = (0..10_000).map(|_| order_due(due, "BUY", "L")).collect();
     assert_eq!(
-        store.insert_orders(&batch, "seed").expect("bulk insert").len(),
+        store
+            .insert_orders(&batch, "seed")
+            .expect("bulk insert")
+            .len(),
         10_000
     );
     let handles: Vec<_> = (0..2)

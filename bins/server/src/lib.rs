@@ -1,0 +1,17 @@
+//! The `order-scheduler` server: the seed's HTTP API and the JSON order API over the storage
+//! and scheduler crates. It holds no SQL and no moderation policy of its own.
+//!
+//! # Layout
+//! - `config`: command line and environment (clap).
+//! - `app`: [`app::Application`]: builds store, scheduler and HTTP server; the routes table.
+//! - `routes`: handlers (`seed`, `orders`, `scheduler`, `health`).
+//! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
+//! - `query`: strict query-string parsing.
+//! - `state`: shared state and the admin-token check.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod query;
+pub mod routes;
+pub mod state;

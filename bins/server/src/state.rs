@@ -1,0 +1,45 @@
+//! What every handler shares: the store, the scheduler handle, the policy and the admin token.
+
+use crate::error::ApiError;
+use actix_web::HttpRequest;
+use moderator::Policy;
+use scheduler::Scheduler;
+use std::sync::Arc;
+use storage::Store;
+use subtle::ConstantTimeEq;
+
+/// Shared, read-only application state.
+pub struct AppState {
+    /// The order store.
+    pub store: Store,
+    /// The scheduler of this process.
+    pub scheduler: Arc<Scheduler>,
+    /// The configured policy (manual moderation may override it per request).
+    pub policy: Policy,
+    /// The configured moderation seed.
+    pub seed: Option<u64>,
+    /// Batch size for manual moderation.
+    pub batch_size: usize,
+    /// When set, admin routes need `Authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
+}
+
+impl AppState {
+    /// Checks the bearer token of an admin request, in constant time.
+    pub fn require_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let Some(expected) = &self.admin_token else {
+            return Ok(());
+        };
+        let given = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}

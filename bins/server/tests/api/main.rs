@@ -1,0 +1,9 @@
+//! HTTP tests of the server on both backends, in the `spawn_app()` style: each test gets a
+//! fresh database and its own application on a random port.
+
+mod helpers;
+
+mod admin;
+mod bad_input;
+mod order_api;
+mod seed_routes;

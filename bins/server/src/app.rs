@@ -233,6 +233,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel_order)))
             .service(resource("/positions").route(web::get().to(orders::positions))),
     )
+    .configure(crate::routes::dashboard::configure)
     .default_service(web::to(not_found));
 }
 

@@ -1,6 +1,7 @@
 //! HTTP routes. `seed` keeps the original system's routes and shapes; `orders` is the JSON
 //! order API; `scheduler` controls the scheduler; `health` answers probes.
 
+pub mod dashboard;
 pub mod health;
 pub mod orders;
 pub mod scheduler;

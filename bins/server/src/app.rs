@@ -4,6 +4,9 @@
 
 use crate::config::ServeArgs;
 use crate::error::{ApiError, ErrorBody};
+use crate::events::{EventHub, SchedulerState};
+use crate::metrics::Metrics;
+use crate::routes::{events as events_route, metrics as metrics_route};
 use crate::routes::{health, orders, scheduler as sched_routes, seed};
 use crate::state::AppState;
 use actix_web::body::BoxBody;
@@ -15,6 +18,7 @@ use actix_web::{error::JsonPayloadError, web, App, HttpRequest, HttpResponse, Ht
 use anyhow::Context;
 use moderator::Policy;
 use scheduler::Scheduler;
+use scheduler::SchedulerEvent;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,15 +74,24 @@ impl Application {
         let store = Store::open(&args.db.database_url, &pool).with_context(|| {
             format!("cannot open the database {}", redact(&args.db.database_url))
         })?;
-        let mut builder = Scheduler::builder(store.clone())
+        let metrics = Arc::new(Metrics::new());
+        let events = Arc::new(EventHub::start(store.clone())?);
+        let instance_id = args
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{:08x}", rand_id()));
+        let builder = Scheduler::builder(store.clone())
+            .instance_id(instance_id.clone())
+            .observer(observer(
+                Arc::clone(&metrics),
+                Arc::clone(&events),
+                instance_id,
+            ))
             .policy(policy)
             .check_interval(args.check_interval())
             .batch_size(args.batch_size)
             .moderation_seed(args.policy.moderation_seed)
             .autostart(!args.no_autostart);
-        if let Some(id) = &args.instance_id {
-            builder = builder.instance_id(id.clone());
-        }
         let scheduler = Arc::new(builder.spawn()?);
         let listener = TcpListener::bind(&addrs[..])
             .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -90,6 +103,8 @@ impl Application {
             seed: args.policy.moderation_seed,
             batch_size: args.batch_size,
             admin_token: args.admin_token.clone(),
+            events,
+            metrics: Arc::clone(&metrics),
         });
         let mut server = HttpServer::new(move || {
             App::new()
@@ -100,6 +115,7 @@ impl Application {
                 }))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .wrap(actix_web::middleware::from_fn(record_http))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .configure(routes)
         })
@@ -180,6 +196,81 @@ impl Application {
     }
 }
 
+fn rand_id() -> u32 {
+    // Time-seeded is enough to tell instances apart in the history.
+    let nanos = chrono::Utc::now().timestamp_subsec_nanos();
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// Feeds metrics and the event stream from the scheduler thread; cheap and non-blocking.
+fn observer(
+    metrics: Arc<Metrics>,
+    events: Arc<EventHub>,
+    instance_id: String,
+) -> scheduler::Observer {
+    Arc::new(move |event: &SchedulerEvent<'_>| {
+        let state = |state: &'static str, error: Option<String>| SchedulerState {
+            state,
+            at: chrono::Utc::now(),
+            instance_id: instance_id.clone(),
+            error,
+        };
+        match event {
+            SchedulerEvent::Moderated { orders, at } => {
+                for o in orders.iter() {
+                    let outcome = if o.status.is_approved() {
+                        "approved"
+                    } else {
+                        "rejected"
+                    };
+                    metrics.moderated.with_label_values(&[outcome]).inc();
+                    let late = (*at - o.hour_start_utc).num_microseconds().unwrap_or(0);
+                    metrics.lateness.observe(late as f64 / 1e6);
+                }
+                events.poke();
+            }
+            SchedulerEvent::PassFinished {
+                processed,
+                duration,
+            } if *processed > 0 => {
+                metrics.pass_duration.observe(duration.as_secs_f64());
+            }
+            SchedulerEvent::PassFinished { .. } => {}
+            SchedulerEvent::Parked { .. } => metrics.parked.inc(),
+            SchedulerEvent::Failed { error } => {
+                metrics.failures.inc();
+                events.publish_scheduler(state("error", Some(error.to_string())));
+            }
+            SchedulerEvent::Started => events.publish_scheduler(state("started", None)),
+            SchedulerEvent::Stopped => events.publish_scheduler(state("stopped", None)),
+        }
+    })
+}
+
+/// Counts requests by route pattern (bounded cardinality), method and status.
+async fn record_http(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| Arc::clone(&s.metrics));
+    let started = std::time::Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    if let Some(m) = metrics {
+        let status = res.status().as_u16().to_string();
+        m.http_requests
+            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
 fn listener_addr(bind: &str, port: u16) -> String {
     match bind.rsplit_once(':') {
         Some((host, _)) => format!("{host}:{port}"),
@@ -231,8 +322,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/orders/{id}").route(web::get().to(orders::get_order)))
             .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel_order)))
-            .service(resource("/positions").route(web::get().to(orders::positions))),
+            .service(resource("/positions").route(web::get().to(orders::positions)))
+            .service(resource("/events").route(web::get().to(events_route::events))),
     )
+    .service(resource("/metrics").route(web::get().to(metrics_route::metrics)))
     .configure(crate::routes::dashboard::configure)
     .default_service(web::to(not_found));
 }

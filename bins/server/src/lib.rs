@@ -6,12 +6,16 @@
 //! - `app`: [`app::Application`]: builds store, scheduler and HTTP server; the routes table.
 //! - `routes`: handlers (`seed`, `orders`, `scheduler`, `health`).
 //! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
+//! - `events`: the hub behind the server-sent event stream.
+//! - `metrics`: Prometheus metrics.
 //! - `query`: strict query-string parsing.
 //! - `state`: shared state and the admin-token check.
 
 pub mod app;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod metrics;
 pub mod query;
 pub mod routes;
 pub mod state;

@@ -1,6 +1,8 @@
 //! What every handler shares: the store, the scheduler handle, the policy and the admin token.
 
 use crate::error::ApiError;
+use crate::events::EventHub;
+use crate::metrics::Metrics;
 use actix_web::HttpRequest;
 use moderator::Policy;
 use scheduler::Scheduler;
@@ -22,6 +24,10 @@ pub struct AppState {
     pub batch_size: usize,
     /// When set, admin routes need `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// Live order and scheduler events for `GET /api/v1/events`.
+    pub events: Arc<EventHub>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

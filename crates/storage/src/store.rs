@@ -102,6 +102,8 @@ pub struct DueSummary {
     pub pending_due_now: i64,
     /// Pending orders due within the window after now.
     pub upcoming: i64,
+    /// Pending orders not yet due (any time in the future).
+    pub pending_later: i64,
     /// Earliest due time of any pending order.
     pub next_due: Option<DateTime<Utc>>,
     /// Pending orders set aside because they could not be moderated.
@@ -413,6 +415,10 @@ impl Store {
             .filter(orders::hour_start_utc.le(naive(now + window)))
             .select(count_star())
             .first::<i64>(&mut *conn)?;
+        let pending_later = pending()
+            .filter(orders::hour_start_utc.gt(naive(now)))
+            .select(count_star())
+            .first::<i64>(&mut *conn)?;
         let next_due = pending()
             .select(min(orders::hour_start_utc))
             .first::<Option<NaiveDateTime>>(&mut *conn)?
@@ -425,6 +431,7 @@ impl Store {
         Ok(DueSummary {
             pending_due_now,
             upcoming,
+            pending_later,
             next_due,
             parked,
         })

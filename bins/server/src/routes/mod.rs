@@ -2,7 +2,9 @@
 //! order API; `scheduler` controls the scheduler; `health` answers probes.
 
 pub mod dashboard;
+pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod orders;
 pub mod scheduler;
 pub mod seed;

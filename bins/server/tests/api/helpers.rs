@@ -14,8 +14,8 @@ pub struct TestApp {
     pub store: Store,
     pub token: Option<String>,
     handle: actix_web::dev::ServerHandle,
-    // Dropped last: the database outlives the server using it.
-    _db: TestDb,
+    /// The database this app created (None when it shares another app's).
+    pub db: Option<TestDb>,
 }
 
 /// Settings a test may change.
@@ -61,19 +61,26 @@ pub fn serve_args(url: &str, o: &Options) -> ServeArgs {
 /// tests then print a SKIPPED line).
 pub async fn spawn_app(backend: Backend, options: Options) -> Option<TestApp> {
     let db = TestDb::new(backend)?;
-    let app = Application::build(&serve_args(&db.url, &options)).expect("application builds");
+    let mut app = spawn_app_on(&db.url, options).await;
+    app.db = Some(db);
+    Some(app)
+}
+
+/// Starts another application on an existing database (several instances, one database).
+pub async fn spawn_app_on(url: &str, options: Options) -> TestApp {
+    let app = Application::build(&serve_args(url, &options)).expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.store().clone();
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    Some(TestApp {
+    TestApp {
         address,
         client: reqwest::Client::new(),
         store,
         token: options.admin_token,
         handle,
-        _db: db,
-    })
+        db: None,
+    }
 }
 
 /// A response's status and JSON body (`Value::Null` if the body is not JSON).

@@ -5,5 +5,6 @@ mod helpers;
 
 mod admin;
 mod bad_input;
+mod observability;
 mod order_api;
 mod seed_routes;

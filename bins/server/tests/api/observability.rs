@@ -1,0 +1,242 @@
+//! The event stream, Prometheus metrics and the OpenAPI document.
+
+use crate::app_tests;
+use crate::helpers::{spawn_app, spawn_app_on, Options, TestApp};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use storage::testing::Backend;
+
+/// A minimal SSE reader over a streaming response.
+struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+/// One parsed server-sent event.
+#[derive(Debug)]
+struct Event {
+    id: Option<i64>,
+    kind: String,
+    data: Value,
+}
+
+impl Sse {
+    async fn connect(app: &TestApp, last_event_id: Option<i64>) -> Sse {
+        let mut req = app.client.get(format!("{}/api/v1/events", app.address));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.expect("connect");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream"));
+        Sse {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (skipping comments), or None after `limit`.
+    async fn next(&mut self, limit: Duration) -> Option<Event> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let mut ev = Event {
+                    id: None,
+                    kind: "message".into(),
+                    data: Value::Null,
+                };
+                let mut has_data = false;
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        ev.id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        ev.kind = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        ev.data = serde_json::from_str(v).unwrap_or(Value::Null);
+                        has_data = true;
+                    }
+                }
+                if has_data {
+                    return Some(ev);
+                }
+                continue;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads events until one matches, or None after `limit`.
+    async fn find(
+        &mut self,
+        limit: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Option<Event> {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let ev = self.next(left).await?;
+            if pred(&ev) {
+                return Some(ev);
+            }
+        }
+        None
+    }
+}
+
+fn is_moderation_of(ev: &Event, id: &str) -> bool {
+    ev.kind == "order" && ev.data["order_id"] == id && ev.data["from_status"] == "PENDING"
+}
+
+async fn stream_shows_approvals_and_replays_after_reconnect(backend: Backend) {
+    let Some(app) = spawn_app(backend, Options::default()).await else {
+        return;
+    };
+    let mut sse = Sse::connect(&app, None).await;
+    let order = app.create_fake("BUY", "1", "40", 1_000).await;
+    let id = order["id"].as_str().expect("id").to_string();
+    let created = sse
+        .find(Duration::from_secs(5), |e| {
+            e.kind == "order" && e.data["order_id"] == id.as_str()
+        })
+        .await
+        .expect("creation event");
+    assert_eq!(created.data["to_status"], "PENDING");
+    assert_eq!(created.data["hour_start_utc"], order["hour_start_utc"]);
+    let moderated = sse
+        .find(Duration::from_secs(5), |e| is_moderation_of(e, &id))
+        .await
+        .expect("moderation event");
+    let to = moderated.data["to_status"].as_str().unwrap_or("");
+    assert!(to == "APPROVED" || to == "REJECTED", "{}", moderated.data);
+    assert!(moderated.data["details"]["lateness_ms"].is_i64());
+    let last_seen = moderated.id.expect("events carry ids");
+    drop(sse);
+    // Missed while disconnected: one created and cancelled.
+    let missed = app.create_fake("SELL", "2", "41", 3_600_000).await;
+    let missed_id = missed["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        app.post(&format!("/api/v1/orders/{missed_id}/cancel"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mut again = Sse::connect(&app, Some(last_seen)).await;
+    let first = again
+        .next(Duration::from_secs(5))
+        .await
+        .expect("replayed event");
+    assert_eq!(first.data["order_id"], missed_id.as_str());
+    assert_eq!(first.data["to_status"], "PENDING");
+    assert!(first.id > Some(last_seen));
+    let second = again
+        .next(Duration::from_secs(5))
+        .await
+        .expect("replayed event");
+    assert_eq!(second.data["to_status"], "CANCELLED");
+    // Scheduler state changes are on the stream too.
+    assert_eq!(
+        app.admin_post("/api/v1/scheduler/stop").await.status,
+        StatusCode::OK
+    );
+    let stopped = again
+        .find(Duration::from_secs(5), |e| e.kind == "scheduler")
+        .await
+        .expect("scheduler event");
+    assert_eq!(stopped.data["state"], "stopped");
+}
+
+async fn metrics_count_what_was_moderated(backend: Backend) {
+    let Some(app) = spawn_app(
+        backend,
+        Options {
+            autostart: false,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    for _ in 0..7 {
+        app.create_fake("BUY", "1", "40", -500).await;
+    }
+    let forced = app.admin_post("/api/v1/scheduler/force-run").await;
+    assert_eq!(forced.json["result"]["processed"], 7);
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+            .sum()
+    };
+    assert_eq!(value("orders_moderated_total{"), 7.0, "{text}");
+    assert_eq!(value("order_moderation_lateness_seconds_count"), 7.0);
+    assert_eq!(value("orders_due_now"), 0.0);
+    assert_eq!(value("scheduler_running"), 0.0);
+    assert!(
+        value("http_requests_total{method=\"POST\",route=\"/api/v1/orders/fake\",status=\"200\"}")
+            >= 7.0,
+        "{text}"
+    );
+    for name in [
+        "orders_pending",
+        "scheduler_pass_duration_seconds_bucket",
+        "scheduler_failures_total",
+        "orders_parked_total",
+        "db_pool_connections",
+    ] {
+        assert!(text.contains(name), "missing {name}");
+    }
+}
+
+app_tests!(
+    stream_shows_approvals_and_replays_after_reconnect,
+    metrics_count_what_was_moderated
+);
+
+#[actix_web::test]
+async fn another_instance_sees_moderations_on_its_stream() {
+    let Some(db) = storage::testing::TestDb::postgres() else {
+        return;
+    };
+    let mut worker = spawn_app_on(&db.url, Options::default()).await;
+    worker.db = Some(db);
+    let url = worker.db.as_ref().map(|d| d.url.clone()).expect("url");
+    // The watcher never moderates: its scheduler is stopped.
+    let watcher = spawn_app_on(
+        &url,
+        Options {
+            autostart: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut sse = Sse::connect(&watcher, None).await;
+    let order = worker.create_fake("BUY", "1", "40", 800).await;
+    let id = order["id"].as_str().expect("id").to_string();
+    let seen = sse
+        .find(Duration::from_secs(8), |e| is_moderation_of(e, &id))
+        .await
+        .expect("moderation by the other instance");
+    assert_eq!(seen.data["actor"], "scheduler:test");
+    assert_eq!(
+        watcher.get("/api/v1/scheduler/status").await.json["scheduler"]["processed"],
+        0
+    );
+}

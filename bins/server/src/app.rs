@@ -292,6 +292,31 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Every (method, path) the server registers; a test checks each is registered and each is
+/// in the OpenAPI document, and the document holds nothing else.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/orders/fake"),
+    ("PATCH", "/api/v1/orders/fake/{order_id}"),
+    ("POST", "/api/v1/orders/moderate/{hour_start_utc}"),
+    ("GET", "/api/v1/fetch_orders"),
+    ("GET", "/api/v1/scheduler/status"),
+    ("POST", "/api/v1/scheduler/start"),
+    ("POST", "/api/v1/scheduler/stop"),
+    ("POST", "/api/v1/scheduler/force-run"),
+    ("GET", "/api/v1/health/simple"),
+    ("GET", "/api/v1/health"),
+    ("POST", "/api/v1/orders"),
+    ("GET", "/api/v1/orders"),
+    ("GET", "/api/v1/orders/{id}"),
+    ("POST", "/api/v1/orders/{id}/cancel"),
+    ("GET", "/api/v1/positions"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/dashboard/{asset}"),
+];
+
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -323,7 +348,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/orders/{id}").route(web::get().to(orders::get_order)))
             .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel_order)))
             .service(resource("/positions").route(web::get().to(orders::positions)))
-            .service(resource("/events").route(web::get().to(events_route::events))),
+            .service(resource("/events").route(web::get().to(events_route::events)))
+            .service(resource("/openapi.json").route(web::get().to(crate::openapi::openapi_json))),
     )
     .service(resource("/metrics").route(web::get().to(metrics_route::metrics)))
     .configure(crate::routes::dashboard::configure)

@@ -8,6 +8,7 @@
 //! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
 //! - `events`: the hub behind the server-sent event stream.
 //! - `metrics`: Prometheus metrics.
+//! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
 //! - `query`: strict query-string parsing.
 //! - `state`: shared state and the admin-token check.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod state;

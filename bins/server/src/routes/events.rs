@@ -46,6 +46,13 @@ fn frame(item: &StreamItem) -> String {
 }
 
 /// The stream of one client.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "Replay events after this id"),
+        ("last_event_id" = Option<i64>, Query, description = "Same, for clients that cannot set headers"),
+    ),
+    responses((status = 200, description = "text/event-stream: `event: order` (id, order_id, from_status, to_status, at, actor, details, hour_start_utc) and `event: scheduler` (state, at, instance_id, error)", content_type = "text/event-stream"),
+        (status = 400, description = "Bad Last-Event-ID", body = crate::openapi::Error)))]
 pub async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,

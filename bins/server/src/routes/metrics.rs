@@ -6,6 +6,8 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 
 /// Refreshes the database gauges, then renders every metric.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let summary =

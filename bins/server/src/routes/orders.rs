@@ -62,6 +62,14 @@ fn fingerprint(o: &NewOrder) -> String {
 
 /// `POST /api/v1/orders` with a JSON body and an optional `Idempotency-Key` header: 201 with
 /// the new order, or 200 with the original on a repeat of the same key and body.
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
+    request_body = crate::openapi::CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeat returns the original order")),
+    responses((status = 201, description = "Created", body = crate::openapi::Order),
+        (status = 200, description = "Repeat of an earlier request with this key", body = crate::openapi::Order),
+        (status = 409, description = "Key reused with another body", body = crate::openapi::Error),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
+        (status = 415, description = "Not JSON", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn create_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -108,6 +116,17 @@ pub async fn create_order(
 
 /// `GET /api/v1/orders?status=&side=&location=&due_from=&due_to=&limit=&cursor=`: newest first;
 /// pass `next_cursor` back as `cursor` for the next page.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+    params(
+        ("status" = Option<String>, Query, description = "Only this status"),
+        ("side" = Option<String>, Query, description = "BUY or SELL"),
+        ("location" = Option<String>, Query, description = "Only this location"),
+        ("due_from" = Option<String>, Query, description = "Due at or after (RFC 3339)"),
+        ("due_to" = Option<String>, Query, description = "Due before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page, newest first", body = crate::openapi::OrderPage), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn list_orders(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -143,6 +162,10 @@ pub async fn list_orders(
 }
 
 /// `GET /api/v1/orders/{id}`: the order, its P&L and its whole history.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, description = "The order, its P&L and history", body = crate::openapi::OrderDetail),
+        (status = 404, description = "Unknown order", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn get_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -158,6 +181,11 @@ pub async fn get_order(
 }
 
 /// `POST /api/v1/orders/{id}/cancel`: PENDING → CANCELLED; 409 from any other status.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    responses((status = 200, description = "Cancelled", body = crate::openapi::Order),
+        (status = 404, description = "Unknown order", body = crate::openapi::Error),
+        (status = 409, description = "Not pending", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn cancel_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -184,6 +212,12 @@ pub struct Position {
 
 /// `GET /api/v1/positions?location=&limit=`: open and closed positions (newest first, up to
 /// `limit` each) with per-order P&L, and totals over every order.
+#[utoipa::path(get, path = "/api/v1/positions", tag = "orders",
+    params(
+        ("location" = Option<String>, Query, description = "Only this location"),
+        ("limit" = Option<i64>, Query, description = "0 to 10000 per table, default 200"),
+    ),
+    responses((status = 200, description = "Positions with P&L and totals", body = crate::openapi::PositionsReply), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn positions(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,6 +7,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 /// `GET /api/v1/scheduler/status`
+#[utoipa::path(get, path = "/api/v1/scheduler/status", tag = "scheduler",
+    responses((status = 200, description = "Status", body = crate::openapi::StatusReply)))]
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let sched = state.scheduler.clone();
     let status = blocking(move || Ok(sched.status())).await?;
@@ -14,6 +16,8 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// `POST /api/v1/scheduler/start` (admin)
+#[utoipa::path(post, path = "/api/v1/scheduler/start", tag = "scheduler", security(("admin_token" = [])),
+    responses((status = 200, description = "Started", body = crate::openapi::StatusReply), (status = 401, description = "Admin token missing or wrong", body = crate::openapi::Error)))]
 pub async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.require_admin(&req)?;
     let sched = state.scheduler.clone();
@@ -29,6 +33,8 @@ pub async fn start(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 }
 
 /// `POST /api/v1/scheduler/stop` (admin): takes effect after the batch in progress.
+#[utoipa::path(post, path = "/api/v1/scheduler/stop", tag = "scheduler", security(("admin_token" = [])),
+    responses((status = 200, description = "Stopped", body = crate::openapi::StatusReply), (status = 401, description = "Admin token missing or wrong", body = crate::openapi::Error)))]
 pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     state.require_admin(&req)?;
     let sched = state.scheduler.clone();
@@ -45,6 +51,9 @@ pub async fn stop(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
 
 /// `POST /api/v1/scheduler/force-run` (admin): moderates everything due now, even while
 /// stopped, and reports it grouped by due time.
+#[utoipa::path(post, path = "/api/v1/scheduler/force-run", tag = "scheduler", security(("admin_token" = [])),
+    responses((status = 200, description = "What was moderated, by due time", body = crate::openapi::ForceRunReply), (status = 401, description = "Admin token missing or wrong", body = crate::openapi::Error),
+        (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn force_run(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -13,6 +13,16 @@ use serde_json::json;
 use storage::ManualChange;
 
 /// `POST /api/v1/orders/fake?side=&qty_mwh=&limit_price=&hour_start_utc=&location=&location_type=`
+#[utoipa::path(post, path = "/api/v1/orders/fake", tag = "original",
+    params(
+        ("side" = String, Query, description = "BUY or SELL, any case"),
+        ("qty_mwh" = String, Query, description = "MWh, > 0 and <= 10000, at most 3 decimals"),
+        ("limit_price" = String, Query, description = "$/MWh, -1000 to 10000, at most 2 decimals"),
+        ("hour_start_utc" = String, Query, description = "Due time, RFC 3339 with an offset"),
+        ("location" = Option<String>, Query, description = "Default PJM-RTO"),
+        ("location_type" = Option<String>, Query, description = "HUB, ZONE (default), GEN or NODE"),
+    ),
+    responses((status = 200, description = "Created", body = crate::openapi::FakeOrderReply), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn create_fake_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -56,6 +66,18 @@ pub async fn create_fake_order(
 
 /// `PATCH /api/v1/orders/fake/{order_id}?status=&approval_rt_lmp=&approval_rt_source=&reject_reason=`
 /// (admin): a manual status change, legal transitions only.
+#[utoipa::path(patch, path = "/api/v1/orders/fake/{order_id}", tag = "original",
+    security(("admin_token" = [])),
+    params(
+        ("order_id" = String, Path, description = "Order id"),
+        ("status" = String, Query, description = "Target status; legal transitions only"),
+        ("approval_rt_lmp" = Option<String>, Query, description = "Required to approve, $/MWh"),
+        ("approval_rt_source" = Option<String>, Query, description = "Default MANUAL"),
+        ("reject_reason" = Option<String>, Query, description = "Default 'Manual rejection'"),
+    ),
+    responses((status = 200, description = "Updated", body = crate::openapi::PatchReply), (status = 401, description = "Admin token missing or wrong", body = crate::openapi::Error),
+        (status = 404, description = "Unknown order", body = crate::openapi::Error),
+        (status = 409, description = "Illegal transition", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn patch_fake_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -120,6 +142,15 @@ pub async fn patch_fake_order(
 
 /// `POST /api/v1/orders/moderate/{hour_start_utc}?approval_probability=&rt_lmp_base=&rt_lmp_variance=`
 /// (admin): moderates every pending order of that due time now.
+#[utoipa::path(post, path = "/api/v1/orders/moderate/{hour_start_utc}", tag = "original",
+    security(("admin_token" = [])),
+    params(
+        ("hour_start_utc" = String, Path, description = "Due time, RFC 3339 with an offset"),
+        ("approval_probability" = Option<f64>, Query, description = "0 to 1; default the server's"),
+        ("rt_lmp_base" = Option<f64>, Query, description = "$/MWh; default the server's"),
+        ("rt_lmp_variance" = Option<f64>, Query, description = "$/MWh; default the server's"),
+    ),
+    responses((status = 200, description = "Moderated", body = crate::openapi::ModerateReply), (status = 401, description = "Admin token missing or wrong", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn moderate_hour(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -163,6 +194,13 @@ pub async fn moderate_hour(
 
 /// `GET /api/v1/fetch_orders?limit_open=200&limit_closed=200&location=`: open (PENDING) and
 /// closed orders, newest first.
+#[utoipa::path(get, path = "/api/v1/fetch_orders", tag = "original",
+    params(
+        ("limit_open" = Option<i64>, Query, description = "0 to 10000, default 200"),
+        ("limit_closed" = Option<i64>, Query, description = "0 to 10000, default 200"),
+        ("location" = Option<String>, Query, description = "Only this location"),
+    ),
+    responses((status = 200, description = "Open and closed orders, newest first", body = crate::openapi::FetchOrdersReply), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
 pub async fn fetch_orders(
     state: web::Data<AppState>,
     req: HttpRequest,

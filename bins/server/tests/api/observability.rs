@@ -240,3 +240,85 @@ async fn another_instance_sees_moderations_on_its_stream() {
         0
     );
 }
+
+fn refs_resolve(doc: &Value, node: &Value, missing: &mut Vec<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                let pointer = r.trim_start_matches('#');
+                if doc.pointer(pointer).is_none() {
+                    missing.push(r.clone());
+                }
+            }
+            map.values().for_each(|v| refs_resolve(doc, v, missing));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_resolve(doc, v, missing)),
+        _ => {}
+    }
+}
+
+#[actix_web::test]
+async fn openapi_document_is_valid_and_every_route_answers() {
+    let Some(app) = spawn_app(Backend::Sqlite, Options::default()).await else {
+        return;
+    };
+    let r = app.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc = r.json;
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    let mut missing = Vec::new();
+    refs_resolve(&doc, &doc, &mut missing);
+    assert!(missing.is_empty(), "unresolved $refs: {missing:?}");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            documented += 1;
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path} has no responses"
+            );
+        }
+    }
+    assert_eq!(documented, order_scheduler::app::ROUTES.len());
+    // Every listed route is really registered: no route_not_found / method_not_allowed.
+    for (method, path) in order_scheduler::app::ROUTES {
+        let concrete = path
+            .replace("{order_id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{hour_start_utc}", "2031-01-01T00:00:00Z")
+            .replace("{asset}", "app.js");
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = app
+            .client
+            .request(m, format!("{}{concrete}", app.address))
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        let is_stream = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let body: Value = if is_stream {
+            Value::Null
+        } else {
+            resp.json().await.unwrap_or(Value::Null)
+        };
+        assert!(
+            !matches!(
+                body["code"].as_str(),
+                Some("route_not_found") | Some("method_not_allowed")
+            ),
+            "{method} {path} is documented but not registered ({status})"
+        );
+        assert!(!status.is_server_error(), "{method} {path}: {status}");
+    }
+}

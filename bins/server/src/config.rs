@@ -26,6 +26,111 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
+    /// Create N orders spread over a time window (demos and load).
+    Seed(SeedArgs),
+    /// List orders, or show one with its history.
+    Orders(OrdersArgs),
+    /// Moderate every pending order of one due time now.
+    Moderate(ModerateArgs),
+    /// Delete orders and their history.
+    Clean(CleanArgs),
+    /// Show the scheduler status of a running server.
+    Status(StatusArgs),
+}
+
+/// `seed`: create orders.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// How many orders.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    pub count: usize,
+    /// Seconds from now until the first due time (negative: already due).
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub start_in_secs: f64,
+    /// Due times are spread uniformly over this many seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub window_secs: f64,
+    /// Put every order at exactly this due time instead (RFC 3339 with an offset).
+    #[arg(long, conflicts_with_all = ["start_in_secs", "window_secs"])]
+    pub at: Option<String>,
+    /// Location of the orders.
+    #[arg(long, default_value = "PJM-RTO")]
+    pub location: String,
+}
+
+/// `orders`: list or show.
+#[derive(Debug, Clone, Args)]
+pub struct OrdersArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Show this order with its history instead of a list.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Only this status (PENDING, APPROVED, ...).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only this side.
+    #[arg(long)]
+    pub side: Option<String>,
+    /// Only this location.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// Most orders listed (newest first).
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `moderate`: one due time, now.
+#[derive(Debug, Clone, Args)]
+pub struct ModerateArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The due time to moderate (RFC 3339 with an offset).
+    #[arg(long)]
+    pub hour: String,
+    /// Moderation policy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Print JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `clean`: delete orders.
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only orders with this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Really delete (without it, only says what would be deleted).
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `status`: ask a running server.
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "ORDER_SCHEDULER_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub server_url: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the database is.

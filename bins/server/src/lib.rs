@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `config`: command line and environment (clap).
+//! - `cli`: the `seed`, `orders`, `moderate`, `clean` and `status` tools.
 //! - `app`: [`app::Application`]: builds store, scheduler and HTTP server; the routes table.
 //! - `routes`: handlers (`seed`, `orders`, `scheduler`, `health`).
 //! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
@@ -13,6 +14,7 @@
 //! - `state`: shared state and the admin-token check.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -2,11 +2,11 @@
 
 use clap::Parser;
 use order_scheduler::app::{redact, Application};
+use order_scheduler::cli;
 use order_scheduler::config::{Cli, Command, DbArgs};
 use std::process::ExitCode;
 
-#[actix_web::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default()
             .default_filter_or("info,actix_web::middleware::logger=warn,actix_server=warn"),
@@ -14,11 +14,17 @@ async fn main() -> ExitCode {
     .init();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => match Application::build(&args) {
-            Ok(app) => app.run_until_stopped().await.map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        },
+        // Only the server needs the async runtime; the tools are plain blocking programs.
+        Command::Serve(args) => actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(&args)?;
+            app.run_until_stopped().await.map_err(anyhow::Error::from)
+        }),
         Command::Migrate(db) => migrate(&db),
+        Command::Seed(a) => cli::seed(&a),
+        Command::Orders(a) => cli::orders(&a),
+        Command::Moderate(a) => cli::moderate(&a),
+        Command::Clean(a) => cli::clean(&a),
+        Command::Status(a) => cli::status(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

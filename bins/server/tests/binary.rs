@@ -124,3 +124,133 @@ fn sigterm_stops_the_server_cleanly() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn cli_seed_orders_moderate_and_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("cli.db");
+    let db = db.to_str().expect("utf-8 path");
+    let seeded = run(&[
+        "seed",
+        "--database-url",
+        db,
+        "-n",
+        "250",
+        "--start-in-secs",
+        "3600",
+    ]);
+    assert!(seeded.contains("created 250 orders"), "{seeded}");
+    run(&[
+        "seed",
+        "--database-url",
+        db,
+        "-n",
+        "4",
+        "--at",
+        "2031-01-01T02:00:00+02:00",
+    ]);
+    let listed: serde_json::Value = serde_json::from_str(&run(&[
+        "orders",
+        "--database-url",
+        db,
+        "--limit",
+        "1000",
+        "--json",
+    ]))
+    .expect("json");
+    let all = listed.as_array().expect("array");
+    assert_eq!(all.len(), 254);
+    assert!(all.iter().all(|o| o["status"] == "PENDING"));
+    let table = run(&["orders", "--database-url", db, "--limit", "5"]);
+    assert!(
+        table.contains("PENDING") && table.contains("5 orders shown"),
+        "{table}"
+    );
+    let moderated = run(&[
+        "moderate",
+        "--database-url",
+        db,
+        "--hour",
+        "2031-01-01T00:00:00Z",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&moderated).expect("json");
+    assert_eq!(report["total_orders"], 4, "exactly that hour's orders");
+    let pending: serde_json::Value = serde_json::from_str(&run(&[
+        "orders",
+        "--database-url",
+        db,
+        "--status",
+        "PENDING",
+        "--limit",
+        "1000",
+        "--json",
+    ]))
+    .expect("json");
+    assert_eq!(
+        pending.as_array().map(Vec::len),
+        Some(250),
+        "the other hours are untouched"
+    );
+    let id = report["orders"][0]["id"].as_str().expect("id");
+    let shown = run(&["orders", "--database-url", db, "--id", id]);
+    assert!(shown.contains("PENDING ->"), "history shown: {shown}");
+    let dry = run(&["clean", "--database-url", db]);
+    assert!(dry.contains("add --yes"), "{dry}");
+    assert!(run(&["clean", "--database-url", db, "--yes"]).contains("deleted 254 orders"));
+}
+
+#[test]
+fn cli_status_reads_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut guard = KillOnDrop(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+            ])
+            .arg(dir.path().join("st.db"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = Command::new(BIN)
+            .args(["status", "--server-url", &url])
+            .output()
+            .expect("run");
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("running") && text.contains("true"), "{text}");
+    let _ = guard.0.kill();
+}

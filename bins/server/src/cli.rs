@@ -1,0 +1,250 @@
+//! The command-line tools that replace the original system's helper scripts: `seed`, `orders`,
+//! `moderate`, `clean` and `status`. Each works on the database directly, except `status`,
+//! which asks a running server.
+
+use crate::config::{CleanArgs, ModerateArgs, OrdersArgs, SeedArgs, StatusArgs};
+use anyhow::{bail, Context};
+use chrono::{Duration as ChronoDuration, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use moderator::Policy;
+use orders::{
+    format_ms, parse_due_time, Location, LocationType, NewOrder, Order, OrderStatus, Price,
+    Quantity, Side,
+};
+use rand::RngExt;
+use storage::{OrderFilter, PoolConfig, Store};
+
+fn open(url: &str) -> anyhow::Result<Store> {
+    Store::open(url, &PoolConfig::default())
+        .with_context(|| format!("cannot open the database {}", crate::app::redact(url)))
+}
+
+/// `seed`: creates orders with random sides, quantities and prices, due over a window.
+pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
+    let store = open(&args.db.database_url)?;
+    let location = Location::parse(&args.location)?;
+    let fixed = args.at.as_deref().map(parse_due_time).transpose()?;
+    let start = Utc::now() + ChronoDuration::milliseconds((args.start_in_secs * 1000.0) as i64);
+    let window_ms = (args.window_secs.max(0.0) * 1000.0) as i64;
+    let bar = ProgressBar::new(args.count as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} orders ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut rng = rand::rng();
+    let mut created = 0;
+    while created < args.count {
+        let n = (args.count - created).min(5_000);
+        let batch = (0..n)
+            .map(|_| {
+                let due = fixed.unwrap_or_else(|| {
+                    start + ChronoDuration::milliseconds(rng.random_range(0..=window_ms))
+                });
+                NewOrder::new(
+                    if rng.random_bool(0.5) {
+                        Side::Buy
+                    } else {
+                        Side::Sell
+                    },
+                    Quantity::from_scaled(rng.random_range(1..=500) * 100),
+                    Price::from_scaled(rng.random_range(3000..=5000)),
+                    location.clone(),
+                    LocationType::Zone,
+                    due,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        store.insert_orders(&batch, "cli:seed")?;
+        created += n;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    match fixed {
+        Some(t) => println!("created {created} orders due at {}", format_ms(&t)),
+        None => println!(
+            "created {created} orders due between {} and {}",
+            format_ms(&start),
+            format_ms(&(start + ChronoDuration::milliseconds(window_ms)))
+        ),
+    }
+    Ok(())
+}
+
+fn outcome(o: &Order) -> String {
+    match (&o.approval_rt_lmp, &o.reject_reason) {
+        (Some(lmp), _) => format!("LMP {lmp}"),
+        (_, Some(r)) => r.clone(),
+        _ => String::new(),
+    }
+}
+
+fn print_table(orders: &[Order]) {
+    println!(
+        "{:<36}  {:<24}  {:<4}  {:>9}  {:>9}  {:<9}  {:>10}  OUTCOME",
+        "ID", "DUE (UTC)", "SIDE", "MWH", "LIMIT", "STATUS", "P&L"
+    );
+    for o in orders {
+        println!(
+            "{:<36}  {:<24}  {:<4}  {:>9}  {:>9}  {:<9}  {:>10}  {}",
+            o.id,
+            format_ms(&o.hour_start_utc),
+            o.side.as_str(),
+            o.qty_mwh.to_string(),
+            o.limit_price.to_string(),
+            o.status.as_str(),
+            o.pnl().round_to_cents().to_string(),
+            outcome(o)
+        );
+    }
+}
+
+/// `orders`: a table (or JSON) of orders, or one order with its history.
+pub fn orders(args: &OrdersArgs) -> anyhow::Result<()> {
+    let store = open(&args.db.database_url)?;
+    if let Some(id) = &args.id {
+        let order = store.get_order(id)?;
+        let history = store.order_events(id)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"order": order, "pnl": order.pnl(), "history": history})
+                )?
+            );
+        } else {
+            print_table(std::slice::from_ref(&order));
+            println!();
+            for e in history {
+                let from = e.from_status.map(|s| s.as_str()).unwrap_or("-");
+                println!(
+                    "{}  {from:>9} -> {:<9}  by {}  {}",
+                    format_ms(&e.at),
+                    e.to_status.as_str(),
+                    e.actor,
+                    e.details
+                );
+            }
+        }
+        return Ok(());
+    }
+    let filter = OrderFilter {
+        status: args
+            .status
+            .as_deref()
+            .map(str::parse::<OrderStatus>)
+            .transpose()?,
+        side: args.side.as_deref().map(str::parse::<Side>).transpose()?,
+        location: args.location.clone(),
+        ..OrderFilter::default()
+    };
+    let page = store.list_orders(&filter, None, args.limit.clamp(1, 10_000))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&page.orders)?);
+    } else {
+        print_table(&page.orders);
+        println!("{} orders shown", page.orders.len());
+    }
+    Ok(())
+}
+
+/// `moderate --hour`: moderates every pending order of that due time now.
+pub fn moderate(args: &ModerateArgs) -> anyhow::Result<()> {
+    let store = open(&args.db.database_url)?;
+    let hour = parse_due_time(&args.hour)?;
+    let policy = Policy::new(
+        args.policy.approval_probability,
+        args.policy.rt_lmp_base,
+        args.policy.rt_lmp_variance,
+    )?;
+    let report = scheduler::moderate_hour(
+        &store,
+        &policy,
+        args.policy.moderation_seed,
+        hour,
+        "cli:moderate",
+        1_000,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "moderated {} orders for {}: {} approved, {} rejected",
+            report.total_orders,
+            format_ms(&hour),
+            report.approved,
+            report.rejected
+        );
+    }
+    Ok(())
+}
+
+/// `clean`: deletes orders (all, or of one status) with their history; needs `--yes`.
+pub fn clean(args: &CleanArgs) -> anyhow::Result<()> {
+    let store = open(&args.db.database_url)?;
+    let status = args
+        .status
+        .as_deref()
+        .map(str::parse::<OrderStatus>)
+        .transpose()?;
+    if !args.yes {
+        let (orders, events) = store.row_counts()?;
+        println!(
+            "would delete {} ({} orders and {} history rows in the database); add --yes to delete",
+            status.map_or("every order".to_string(), |s| format!("every {s} order")),
+            orders,
+            events
+        );
+        return Ok(());
+    }
+    let n = store.delete_orders(status)?;
+    println!("deleted {n} orders and their history");
+    Ok(())
+}
+
+/// `status`: the scheduler status of a running server.
+pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/scheduler/status",
+        args.server_url.trim_end_matches('/')
+    );
+    let resp = reqwest::blocking::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !resp.status().is_success() {
+        bail!("{url} answered {}", resp.status());
+    }
+    let body: serde_json::Value = resp.json().context("the server's answer is not JSON")?;
+    let s = &body["scheduler"];
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+        return Ok(());
+    }
+    let field = |k: &str| match &s[k] {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(v) => v.clone(),
+        v => v.to_string(),
+    };
+    for key in [
+        "running",
+        "thread_alive",
+        "pending_due_now",
+        "upcoming_10_min",
+        "next_due_order",
+        "last_check",
+        "check_interval_seconds",
+        "processed",
+        "approved",
+        "rejected",
+        "failed",
+        "parked",
+        "last_error",
+        "instance_id",
+    ] {
+        println!("{key:<24} {}", field(key));
+    }
+    let late = &s["lateness_ms"];
+    println!("{:<24} {}/{}/{}", "lateness_ms p50/p99/max", late["p50"], late["p99"], late["max"]);
+    Ok(())
+}

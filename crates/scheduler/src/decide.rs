@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use moderator::{decide, order_rng, Policy};
-use orders::Order;
+use orders::{Decision, Order};
 use serde_json::json;
 use storage::{ClaimScope, Decided, StorageError, Store};
 
@@ -22,16 +22,19 @@ pub(crate) fn decider(
             None => decide(&policy, order, &mut thread_rng),
         };
         let lateness_ms = (at - order.hour_start_utc).num_milliseconds();
-        Ok(Decided {
-            decision,
-            details: json!({
-                "approval_probability": policy.approval_probability(),
-                "rt_lmp_base": policy.rt_lmp_base(),
-                "rt_lmp_variance": policy.rt_lmp_variance(),
-                "seed": seed,
-                "lateness_ms": lateness_ms,
-            }),
-        })
+        let mut details = json!({
+            "approval_probability": policy.approval_probability(),
+            "rt_lmp_base": policy.rt_lmp_base(),
+            "rt_lmp_variance": policy.rt_lmp_variance(),
+            "seed": seed,
+            "lateness_ms": lateness_ms,
+        });
+        // The outcome too, so the history (and the event stream) is readable on its own.
+        match &decision {
+            Decision::Approved { rt_lmp } => details["rt_lmp"] = json!(rt_lmp),
+            Decision::Rejected { reason } => details["reason"] = json!(reason),
+        }
+        Ok(Decided { decision, details })
     }
 }
 

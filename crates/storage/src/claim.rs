@@ -7,7 +7,7 @@
 //! `status = 'PENDING'`, and the status and its event are written in the same transaction, so a
 //! crash or an error leaves the order `PENDING` with no event.
 
-use crate::connection::{write_tx, DbConnection};
+use crate::connection::DbConnection;
 use crate::error::StorageError;
 use crate::models::{NewEventRow, OrderRow, ORDER_COLUMNS};
 use crate::schema::{order_events, orders};
@@ -73,8 +73,7 @@ impl Store {
     where
         F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
     {
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| {
+        self.write(|c| {
             let rows = select_claimable(c, scope, limit.max(1) as i64)?;
             if rows.is_empty() {
                 return Ok(ClaimResult::default());

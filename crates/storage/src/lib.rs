@@ -18,6 +18,8 @@
 //! would keep nanoseconds and Postgres microseconds otherwise). Prices are BIGINT cents,
 //! quantities BIGINT thousandths of a MWh. Ids are UUIDv7 text, so they sort by creation.
 
+#[cfg(feature = "bench")]
+pub mod bench_support;
 mod claim;
 pub mod connection;
 mod error;

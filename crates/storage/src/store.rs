@@ -19,6 +19,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::BigInt;
 use serde::Serialize;
 use serde_json::json;
+use std::sync::{Arc, Mutex};
 
 type Pool = r2d2::Pool<Manager>;
 /// A connection checked out of the store's pool.
@@ -29,6 +30,10 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 pub struct Store {
     pool: Pool,
     postgres: bool,
+    /// SQLite has one writer at a time; writers of this process queue here, in order, instead
+    /// of in SQLite's busy handler, which sleeps in growing steps and would put milliseconds
+    /// on the tail latency of every contended write. `None` on Postgres (row locks suffice).
+    sqlite_writer: Option<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,7 +167,11 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(config.connection_timeout)
             .build(Manager::new(url))?;
-        Ok(Self { pool, postgres })
+        Ok(Self {
+            pool,
+            postgres,
+            sqlite_writer: (!postgres).then(|| Arc::new(Mutex::new(()))),
+        })
     }
 
     /// Applies pending migrations (serialised between instances on Postgres).
@@ -195,6 +204,19 @@ impl Store {
         Ok(self.pool.get()?)
     }
 
+    /// Runs `f` in a write transaction (see [`write_tx`]), queued behind this process's other
+    /// SQLite writers.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _turn = self
+            .sqlite_writer
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+        write_tx(&mut *self.conn()?, f)
+    }
+
     /// Round-trips a trivial query.
     pub fn ping(&self) -> Result<(), StorageError> {
         diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
@@ -210,9 +232,8 @@ impl Store {
         idempotency: Option<Idempotency<'_>>,
         actor: &str,
     ) -> Result<Inserted, StorageError> {
-        let mut conn = self.conn()?;
-        let attempt = |conn: &mut DbConnection| {
-            write_tx(conn, |c| {
+        let attempt = || {
+            self.write(|c| {
                 if let Some(idem) = idempotency {
                     if let Some(existing) = find_by_idempotency_key(c, idem)? {
                         return Ok(Inserted {
@@ -225,18 +246,18 @@ impl Store {
                 let now = truncate_ms(Utc::now());
                 insert_rows(c, &[(id.as_str(), new)], now, idempotency, actor)?;
                 Ok(Inserted {
-                    order: get_order(c, &id)?,
+                    order: as_stored(id, new, now),
                     created: true,
                 })
             })
         };
-        match attempt(&mut conn) {
+        match attempt() {
             // Two requests with one key raced: the loser's insert hit the unique index; the
             // winner's row is committed now, so reading again answers like a plain repeat.
             Err(StorageError::Query(DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation,
                 _,
-            ))) if idempotency.is_some() => attempt(&mut conn),
+            ))) if idempotency.is_some() => attempt(),
             other => other,
         }
     }
@@ -264,7 +285,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), StorageError> {
         let now = truncate_ms(Utc::now());
-        write_tx(&mut *self.conn()?, |c| {
+        self.write(|c| {
             for chunk in orders.chunks(1000) {
                 insert_rows(c, chunk, now, None, actor)?;
             }
@@ -481,10 +502,12 @@ impl Store {
 
     /// Sets an order aside so that claims skip it; `reason` says why.
     pub fn park_order(&self, id: &str, reason: &str) -> Result<bool, StorageError> {
-        let n = diesel::update(orders::table.filter(orders::id.eq(id)))
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .set(orders::parked_reason.eq(reason))
-            .execute(&mut *self.conn()?)?;
+        let n = self.write(|c| {
+            Ok(diesel::update(orders::table.filter(orders::id.eq(id)))
+                .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+                .set(orders::parked_reason.eq(reason))
+                .execute(c)?)
+        })?;
         Ok(n == 1)
     }
 
@@ -500,7 +523,7 @@ impl Store {
         let to = change
             .to
             .ok_or_else(|| StorageError::MissingField("status is required".into()))?;
-        write_tx(&mut *self.conn()?, |c| {
+        self.write(|c| {
             let current = get_order(c, id)?;
             current.status.check_transition(to)?;
             let now = truncate_ms(Utc::now());
@@ -589,7 +612,7 @@ impl Store {
     /// Deletes orders (and, by cascade, their history): all of them, or only those with the
     /// given status. Returns how many orders were deleted.
     pub fn delete_orders(&self, status: Option<OrderStatus>) -> Result<usize, StorageError> {
-        write_tx(&mut *self.conn()?, |c| {
+        self.write(|c| {
             let mut q = diesel::delete(orders::table).into_boxed();
             if let Some(s) = status {
                 q = q.filter(orders::status.eq(s.as_str()));
@@ -621,6 +644,27 @@ impl Store {
         let none = counts.iter().filter(|&&n| n == 0).count() as i64;
         let one = counts.iter().filter(|&&n| n == 1).count() as i64;
         Ok((none, one, counts.len() as i64 - none - one))
+    }
+}
+
+/// The order exactly as [`insert_rows`] stores it, without reading it back.
+fn as_stored(id: String, new: &NewOrder, now: DateTime<Utc>) -> Order {
+    Order {
+        id,
+        created_at: now,
+        market: ::orders::Market::Da,
+        location_type: new.location_type(),
+        location: new.location().as_str().to_string(),
+        hour_start_utc: new.hour_start_utc(),
+        side: new.side(),
+        qty_mwh: new.qty_mwh(),
+        limit_price: new.limit_price(),
+        status: OrderStatus::Pending,
+        approved_at: None,
+        approval_rt_interval_start_utc: None,
+        approval_rt_lmp: None,
+        approval_rt_source: None,
+        reject_reason: None,
     }
 }
 

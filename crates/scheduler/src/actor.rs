@@ -6,7 +6,7 @@
 //! due order wakes it at once. Dropping the handle sends `Shutdown` and joins the thread.
 
 use crate::decide::decider;
-use crate::report::{Grouper, LatenessSummary, ParkedOrder, PassReport, Status};
+use crate::report::{Grouper, LatenessSummary, ParkedOrder, PassReport, Status, HOUR_LIST_CAP};
 use chrono::{DateTime, Utc};
 use moderator::Policy;
 use orders::{format_ms, Order};
@@ -631,7 +631,9 @@ impl Worker {
         let actor = self.actor();
         let batch_size = self.shared.batch_size;
         let mut decide = decider(self.policy, self.shared.seed);
-        let mut total = Grouper::default();
+        // Scheduled passes only count (a backlog may span millions of due times); forced
+        // passes report by due time, up to a cap.
+        let mut total = Grouper::with_hours(if forced { HOUR_LIST_CAP } else { 0 });
         loop {
             let result = self.shared.store.claim_and_apply(
                 ClaimScope::Due,
@@ -687,7 +689,7 @@ impl Worker {
 
     /// Counts, lateness, logs and observers for one committed batch.
     fn record_batch(&self, moderated: &[Order], at: DateTime<Utc>) {
-        let mut batch = Grouper::default();
+        let mut batch = Grouper::with_hours(moderated.len());
         batch.add(moderated, false);
         {
             let mut st = self.shared.lock();

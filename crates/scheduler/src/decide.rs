@@ -49,7 +49,7 @@ pub fn moderate_hour(
     actor: &str,
     batch_size: usize,
 ) -> Result<HourReport, StorageError> {
-    let mut grouper = Grouper::default();
+    let mut grouper = Grouper::with_hours(1);
     let mut decide = decider(*policy, seed);
     loop {
         let r = store.claim_and_apply(ClaimScope::Hour(hour), batch_size, actor, &mut decide)?;

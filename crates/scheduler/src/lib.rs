@@ -39,5 +39,6 @@ mod report;
 pub use actor::{Observer, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent};
 pub use decide::moderate_hour;
 pub use report::{
-    HourReport, HourResult, LatenessSummary, ParkedOrder, PassReport, Status, ORDER_LIST_CAP,
+    HourReport, HourResult, LatenessSummary, ParkedOrder, PassReport, Status, HOUR_LIST_CAP,
+    ORDER_LIST_CAP,
 };

@@ -39,22 +39,34 @@ pub struct HourResult {
     pub moderation_result: HourReport,
 }
 
+/// Most due times listed in one report; a backlog spread over more is still counted in
+/// `processed`, and the report says it was cut.
+pub const HOUR_LIST_CAP: usize = 10_000;
+
 /// What a forced pass did, grouped by due time as the seed's force-run reported it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PassReport {
     /// Orders moderated.
     pub processed: usize,
-    /// One entry per due time, soonest first.
+    /// One entry per due time, soonest first (at most [`HOUR_LIST_CAP`]).
     pub results: Vec<HourResult>,
+    /// Present (and true) only when more due times were moderated than listed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub results_truncated: bool,
     /// When the pass ended.
     #[serde(with = "serde_ms")]
     pub timestamp: DateTime<Utc>,
 }
 
-/// Accumulates moderated orders by due time.
+/// Accumulates moderated orders: totals always, and per due time while under a cap, so that a
+/// pass over a backlog of millions of distinct due times stays in constant memory.
 #[derive(Debug, Default)]
 pub(crate) struct Grouper {
     hours: BTreeMap<DateTime<Utc>, HourReport>,
+    /// Most distinct due times kept (0: totals only).
+    max_hours: usize,
+    /// Due times seen but not kept.
+    pub(crate) hours_dropped: bool,
     listed: usize,
     pub(crate) processed: usize,
     pub(crate) approved: usize,
@@ -62,9 +74,28 @@ pub(crate) struct Grouper {
 }
 
 impl Grouper {
-    /// Adds orders; lists them only while under the cap.
+    /// Keeps per-due-time reports for at most `max_hours` due times.
+    pub(crate) fn with_hours(max_hours: usize) -> Self {
+        Self {
+            max_hours,
+            ..Self::default()
+        }
+    }
+
+    /// Adds orders; lists them only while under the caps.
     pub(crate) fn add(&mut self, moderated: &[Order], keep_orders: bool) {
         for o in moderated {
+            let approved = o.status == OrderStatus::Approved;
+            self.processed += 1;
+            if approved {
+                self.approved += 1;
+            } else {
+                self.rejected += 1;
+            }
+            if !self.hours.contains_key(&o.hour_start_utc) && self.hours.len() >= self.max_hours {
+                self.hours_dropped = true;
+                continue;
+            }
             let h = self
                 .hours
                 .entry(o.hour_start_utc)
@@ -77,13 +108,10 @@ impl Grouper {
                     orders: Vec::new(),
                 });
             h.total_orders += 1;
-            self.processed += 1;
-            if o.status == OrderStatus::Approved {
+            if approved {
                 h.approved += 1;
-                self.approved += 1;
             } else {
                 h.rejected += 1;
-                self.rejected += 1;
             }
             if keep_orders && self.listed < ORDER_LIST_CAP {
                 h.orders.push(o.clone());
@@ -115,6 +143,7 @@ impl Grouper {
     /// The seed's force-run report.
     pub(crate) fn into_pass_report(self) -> PassReport {
         let processed = self.processed;
+        let results_truncated = self.hours_dropped;
         let results = self
             .into_hours()
             .into_iter()
@@ -127,6 +156,7 @@ impl Grouper {
         PassReport {
             processed,
             results,
+            results_truncated,
             timestamp: Utc::now(),
         }
     }
@@ -212,4 +242,51 @@ pub struct LatenessSummary {
     pub max: Option<i64>,
     /// How many values the window holds.
     pub samples: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(second: i64, approved: bool) -> Order {
+        let mut o = moderator::example_order();
+        o.hour_start_utc = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(second);
+        o.status = if approved {
+            OrderStatus::Approved
+        } else {
+            OrderStatus::Rejected
+        };
+        o
+    }
+
+    #[test]
+    fn grouping_is_capped_but_totals_are_complete() {
+        let orders: Vec<Order> = (0..100).map(|i| order(i, i % 2 == 0)).collect();
+        let mut counting = Grouper::with_hours(0);
+        counting.add(&orders, false);
+        assert_eq!(
+            (counting.processed, counting.approved, counting.rejected),
+            (100, 50, 50)
+        );
+        assert_eq!(
+            counting.hour_count(),
+            0,
+            "a scheduled pass keeps no per-hour state"
+        );
+        let mut capped = Grouper::with_hours(3);
+        capped.add(&orders, true);
+        let report = capped.into_pass_report();
+        assert_eq!(report.processed, 100);
+        assert_eq!(report.results.len(), 3);
+        assert!(report.results_truncated);
+        let json = serde_json::to_value(&report).unwrap_or_default();
+        assert_eq!(json["results_truncated"], true);
+        let mut small = Grouper::with_hours(10);
+        small.add(&orders[..4], true);
+        let json = serde_json::to_value(small.into_pass_report()).unwrap_or_default();
+        assert!(
+            json.get("results_truncated").is_none(),
+            "the seed's shape when nothing was cut"
+        );
+    }
 }

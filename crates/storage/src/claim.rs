@@ -9,14 +9,15 @@
 
 use crate::connection::DbConnection;
 use crate::error::StorageError;
-use crate::models::{NewEventRow, OrderRow, ORDER_COLUMNS};
-use crate::schema::{order_events, orders};
+use crate::models::{OrderRow, ORDER_COLUMNS};
+use crate::schema::orders;
 use crate::store::{naive, Store};
 use ::orders::{rt_interval_start, truncate_ms, Decision, Order, OrderStatus, RT_SOURCE};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+use diesel::sqlite::SqliteConnection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Which pending orders a claim takes.
@@ -107,7 +108,7 @@ impl Store {
             }
             let moderated = match c {
                 DbConnection::Pg(pg) => apply_pg(pg, decided, at, actor)?,
-                DbConnection::Sqlite(_) => apply_portable(c, decided, at, actor)?,
+                DbConnection::Sqlite(sqlite) => apply_sqlite(sqlite, decided, at, actor)?,
             };
             Ok(ClaimResult {
                 moderated,
@@ -244,53 +245,64 @@ fn apply_pg(
         .collect())
 }
 
-/// SQLite: one conditional UPDATE and one event INSERT per order, on cached prepared
-/// statements. The immediate transaction already holds the only write lock, so these are
-/// cheap, and the `status = 'PENDING'` condition still guards against any other writer.
-fn apply_portable(
-    conn: &mut DbConnection,
+/// SQLite: the batch travels as one JSON array, read back with `json_each`: one UPDATE joined
+/// on it (forced onto the primary-key index, else SQLite's planner walks every pending order
+/// and scans the array for each) and one INSERT of the events, whatever the batch size. The
+/// immediate transaction already holds the only write lock; the `status = 'PENDING'` condition
+/// still guards against any other writer, and events are written only for updated rows.
+fn apply_sqlite(
+    sqlite: &mut SqliteConnection,
     decided: Vec<(Order, Decided)>,
     at: DateTime<Utc>,
     actor: &str,
 ) -> Result<Vec<Order>, StorageError> {
-    let mut moderated = Vec::with_capacity(decided.len());
-    let interval = naive(rt_interval_start(at));
-    for (order, d) in decided {
-        let target = orders::table
-            .filter(orders::id.eq(&order.id))
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()));
-        let status = d.decision.status();
-        let n = match &d.decision {
-            Decision::Approved { rt_lmp } => diesel::update(target)
-                .set((
-                    orders::status.eq(status.as_str()),
-                    orders::approved_at.eq(Some(naive(at))),
-                    orders::approval_rt_interval_start_utc.eq(Some(interval)),
-                    orders::approval_rt_lmp_cents.eq(Some(rt_lmp.scaled())),
-                    orders::approval_rt_source.eq(Some(RT_SOURCE)),
-                ))
-                .execute(conn)?,
-            Decision::Rejected { reason } => diesel::update(target)
-                .set((
-                    orders::status.eq(status.as_str()),
-                    orders::approved_at.eq(Some(naive(at))),
-                    orders::reject_reason.eq(Some(reason.as_str())),
-                ))
-                .execute(conn)?,
-        };
-        if n == 1 {
-            diesel::insert_into(order_events::table)
-                .values(NewEventRow {
-                    order_id: &order.id,
-                    from_status: Some(OrderStatus::Pending.as_str()),
-                    to_status: status.as_str(),
-                    at: naive(at),
-                    actor,
-                    details: d.details.to_string(),
-                })
-                .execute(conn)?;
-            moderated.push(settled(order, &d.decision, at));
-        }
+    #[derive(QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = Text)]
+        id: String,
     }
-    Ok(moderated)
+    let rows = |keep: &dyn Fn(&Order) -> bool| -> String {
+        let items: Vec<serde_json::Value> = decided
+            .iter()
+            .filter(|(o, _)| keep(o))
+            .map(|(o, d)| {
+                let (lmp, reason) = match &d.decision {
+                    Decision::Approved { rt_lmp } => (Some(rt_lmp.scaled()), None),
+                    Decision::Rejected { reason } => (None, Some(reason.as_str())),
+                };
+                serde_json::json!({
+                    "id": o.id, "status": d.decision.status().as_str(), "lmp": lmp,
+                    "reason": reason, "details": d.details.to_string(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(items).to_string()
+    };
+    let batch = rows(&|_| true);
+    let updated: Vec<Updated> = diesel::sql_query(
+        "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status,              value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1))          UPDATE orders INDEXED BY sqlite_autoindex_orders_1          SET status = d.status, approved_at = ?2,              approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END,              approval_rt_lmp_cents = d.lmp,              approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END,              reject_reason = d.reason          FROM d WHERE orders.id = d.id AND orders.status = 'PENDING'          RETURNING orders.id",
+    )
+    .bind::<Text, _>(&batch)
+    .bind::<Timestamp, _>(naive(at))
+    .bind::<Timestamp, _>(naive(rt_interval_start(at)))
+    .bind::<Text, _>(RT_SOURCE)
+    .load(sqlite)?;
+    let done: std::collections::HashSet<String> = updated.into_iter().map(|u| u.id).collect();
+    let events = if done.len() == decided.len() {
+        batch
+    } else {
+        rows(&|o| done.contains(&o.id))
+    };
+    diesel::sql_query(
+        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details)          SELECT value ->> 'id', 'PENDING', value ->> 'status', ?1, ?2, value ->> 'details'          FROM json_each(?3) ORDER BY key",
+    )
+    .bind::<Timestamp, _>(naive(at))
+    .bind::<Text, _>(actor)
+    .bind::<Text, _>(&events)
+    .execute(sqlite)?;
+    Ok(decided
+        .into_iter()
+        .filter(|(o, _)| done.contains(&o.id))
+        .map(|(o, d)| settled(o, &d.decision, at))
+        .collect())
 }

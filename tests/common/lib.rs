@@ -15,7 +15,11 @@ pub fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("order-scheduler");
-    assert!(bin.exists(), "{} missing: run `cargo build -p order-scheduler` first", bin.display());
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p order-scheduler` first",
+        bin.display()
+    );
     bin
 }
 
@@ -45,11 +49,20 @@ impl ServerProcess {
     }
 
     /// Same as [`start`](Self::start), with extra environment variables.
-    pub fn start_with_env(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
+    pub fn start_with_env(
+        database_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let port = free_port();
         let mut cmd = Command::new(server_binary());
         cmd.arg("serve")
-            .args(["--bind", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -69,7 +82,11 @@ impl ServerProcess {
                 }
             });
         }
-        let server = ServerProcess { child, base_url: format!("http://127.0.0.1:{port}"), log };
+        let server = ServerProcess {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
         server.wait_healthy(Duration::from_secs(60));
         server
     }
@@ -98,7 +115,9 @@ impl ServerProcess {
 
     /// Sends a signal (`"KILL"`, `"TERM"`, ...) to the process.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
     }
 
@@ -110,7 +129,8 @@ impl ServerProcess {
 
     /// Peak resident memory (VmHWM) and current (VmRSS) of the process, in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()

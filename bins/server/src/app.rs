@@ -28,6 +28,11 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 /// Largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Longest time a client may take to send a request body. actix's `client_request_timeout`
+/// covers only the head; without this, a client that announces a body and stalls holds its
+/// socket for ever.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A built, bound application, not yet serving.
 pub struct Application {
     port: u16,
@@ -67,9 +72,11 @@ impl Application {
             args.policy.rt_lmp_variance,
         )
         .context("invalid moderation policy")?;
+        // A short checkout timeout: while the database is down, requests answer 503 in about a
+        // second and a half instead of hanging for the pool's default.
         let pool = PoolConfig {
             max_size: args.db.pool_size.max(2),
-            ..PoolConfig::default()
+            connection_timeout: std::time::Duration::from_millis(1500),
         };
         let store = Store::open(&args.db.database_url, &pool).with_context(|| {
             format!("cannot open the database {}", redact(&args.db.database_url))
@@ -115,6 +122,7 @@ impl Application {
                 }))
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(ErrorHandlers::new().default_handler(json_error_body))
+                .wrap(actix_web::middleware::from_fn(read_body_with_deadline))
                 .wrap(actix_web::middleware::from_fn(record_http))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .configure(routes)
@@ -245,6 +253,45 @@ fn observer(
             SchedulerEvent::Stopped => events.publish_scheduler(state("stopped", None)),
         }
     })
+}
+
+/// Reads the whole body (at most [`BODY_LIMIT`] bytes, within [`BODY_DEADLINE`]) before any
+/// handler runs, answering 413 or 408 itself; handlers then see the buffered body.
+async fn read_body_with_deadline(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    use futures_util::StreamExt;
+    // The event stream and other reads carry no body worth waiting for.
+    if matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
+        return next.call(req).await;
+    }
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest {
+                code: "invalid_body",
+                detail: e.to_string(),
+            })?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(BODY_DEADLINE, read).await {
+        Err(_) => return Err(ApiError::RequestTimeout(BODY_DEADLINE.as_secs()).into()),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(())) => {}
+    }
+    req.set_payload(actix_web::dev::Payload::from(body.freeze()));
+    next.call(req).await
 }
 
 /// Counts requests by route pattern (bounded cardinality), method and status.

@@ -245,6 +245,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         println!("{key:<24} {}", field(key));
     }
     let late = &s["lateness_ms"];
-    println!("{:<24} {}/{}/{}", "lateness_ms p50/p99/max", late["p50"], late["p99"], late["max"]);
+    println!(
+        "{:<24} {}/{}/{}",
+        "lateness_ms p50/p99/max", late["p50"], late["p99"], late["max"]
+    );
     Ok(())
 }

@@ -45,6 +45,9 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The body did not arrive in time.
+    #[error("request body not received within {0} seconds")]
+    RequestTimeout(u64),
     /// The database cannot be reached; retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -97,6 +101,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

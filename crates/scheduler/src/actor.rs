@@ -291,7 +291,7 @@ impl Scheduler {
             },
             next_wake: st.next_wake,
             last_error: match (&summary, &st.last_error) {
-                (Err(e), _) => Some(e.to_string()),
+                (Err(e), _) => Some(one_line(&e.to_string())),
                 (_, last) => last.clone(),
             },
             last_error_at: st.last_error_at,
@@ -396,6 +396,11 @@ struct Worker {
     backoff: Duration,
     decide_failures: HashMap<String, u32>,
     last_upcoming_log: Option<Instant>,
+}
+
+/// Folds a message onto one line: drivers' messages (libpq's) span several.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Converts a wall-clock instant into a monotonic deadline.
@@ -567,7 +572,7 @@ impl Worker {
                 }
             }
         };
-        let text = error.to_string();
+        let text = one_line(&error.to_string());
         log::error!(
             "❌ Scheduler pass failed (instance {}): {text}; will retry",
             self.shared.instance_id

@@ -298,11 +298,15 @@ pub fn baseline_events(store: &Store) -> Result<usize, StorageError> {
     Ok(n)
 }
 
-/// Whether any claimable (PENDING, not parked) order is left.
+/// Whether any claimable (PENDING, not parked) order is left. Ordered by due time so that
+/// it walks the `(status, hour_start_utc)` index: without the order, Postgres (whose
+/// statistics say most rows are PENDING) picks a sequential scan that reads thousands of
+/// pages per call once the front of the table has been moderated.
 pub fn any_pending(store: &Store) -> Result<bool, StorageError> {
     let found = orders::table
         .filter(orders::status.eq(OrderStatus::Pending.as_str()))
         .filter(orders::parked_reason.is_null())
+        .order(orders::hour_start_utc.asc())
         .select(orders::id)
         .first::<String>(&mut *store.conn()?)
         .optional()?;

@@ -118,7 +118,11 @@ async fn stream_shows_approvals_and_replays_after_reconnect(backend: Backend) {
     assert!(to == "APPROVED" || to == "REJECTED", "{}", moderated.data);
     assert!(moderated.data["details"]["lateness_ms"].is_i64());
     let outcome = if to == "APPROVED" { "rt_lmp" } else { "reason" };
-    assert!(!moderated.data["details"][outcome].is_null(), "the LMP or reason is in the event: {}", moderated.data);
+    assert!(
+        !moderated.data["details"][outcome].is_null(),
+        "the LMP or reason is in the event: {}",
+        moderated.data
+    );
     let last_seen = moderated.id.expect("events carry ids");
     drop(sse);
     // Missed while disconnected: one created and cancelled.

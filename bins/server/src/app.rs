@@ -270,6 +270,15 @@ async fn read_body_with_deadline(
     ) {
         return next.call(req).await;
     }
+    // An announced length over the limit is refused from the header alone.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::PayloadTooLarge(BODY_LIMIT).into());
+    }
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
     let read = async {

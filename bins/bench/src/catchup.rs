@@ -1,0 +1,135 @@
+//! Catch-up: N due orders (loaded untimed) drained by real server processes, timed from
+//! `POST /api/v1/scheduler/start` until no order is pending; then, on a copy of the same rows,
+//! the set-based UPDATE that is the database's limit. Also the scale-out runs (several servers
+//! on one Postgres database).
+
+use crate::db::{Backend, BenchDb, DbConfig};
+use crate::server::{Server, ServerConfig};
+use anyhow::{bail, Result};
+use chrono::{Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use storage::bench_support::{
+    any_pending, baseline_events, baseline_update, load_orders, moderation_counts, settle,
+};
+
+/// One catch-up run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchupRun {
+    /// Orders drained.
+    pub orders: usize,
+    /// Server processes sharing the work.
+    pub servers: usize,
+    /// Seconds from the start command until nothing was pending.
+    pub drain_s: f64,
+    /// `orders / drain_s`.
+    pub orders_per_s: f64,
+    /// Largest peak RSS (VmHWM) among the server processes, MiB.
+    pub peak_rss_mib: f64,
+    /// Seconds of the set-based UPDATE on a copy of the rows (absent in scale-out runs).
+    pub limit_update_s: Option<f64>,
+    /// Seconds of the set-based INSERT of the matching history lines after it.
+    pub limit_events_s: Option<f64>,
+    /// `orders / limit_update_s`.
+    pub limit_rows_per_s: Option<f64>,
+    /// `drain_s / limit_update_s`: how many times the limit our drain takes.
+    pub ratio_vs_limit: Option<f64>,
+    /// `drain_s / (limit_update_s + limit_events_s)`: against a limit that also writes history.
+    pub ratio_vs_limit_with_events: Option<f64>,
+    /// Seconds spent loading (not timed in the figures above).
+    pub load_s: f64,
+    /// 1-minute load average of the machine when the run ended.
+    pub loadavg_1m: f64,
+}
+
+/// Loads `n` orders due over the past hour into a fresh database and settles it.
+fn prepared(backend: Backend, cfg: &DbConfig, n: usize) -> Result<(BenchDb, storage::Store, f64)> {
+    let db = BenchDb::create(backend, cfg)?;
+    let store = db.open()?;
+    let t = Instant::now();
+    let first_due = Utc::now() - ChronoDuration::hours(1);
+    load_orders(&store, n, first_due, ChronoDuration::minutes(59), "api")?;
+    settle(&store)?;
+    Ok((db, store, t.elapsed().as_secs_f64()))
+}
+
+/// Runs one catch-up: `servers` processes drain `n` orders; with `limit`, the set-based UPDATE
+/// runs on a copy of the same rows afterwards.
+pub fn run(
+    backend: Backend,
+    cfg: &DbConfig,
+    server_cfg: &ServerConfig,
+    n: usize,
+    servers: usize,
+    limit: bool,
+) -> Result<CatchupRun> {
+    let (db, store, load_s) = prepared(backend, cfg, n)?;
+    let copy = if limit {
+        Some(db.copy(store, cfg)?)
+    } else {
+        drop(store);
+        None
+    };
+    let procs = (0..servers.max(1))
+        .map(|k| Server::start(server_cfg, &db.url, false, &format!("bench{k}")))
+        .collect::<Result<Vec<_>>>()?;
+    let store = db.open()?;
+    let timeout = Duration::from_secs(120 + n as u64 / 1_000);
+    // Each poll is a query on the database being drained: rarely enough to cost it little
+    // (one index probe per poll), often enough to be well under 1 % of the drain time.
+    let poll = Duration::from_millis(if n >= 50_000 { 50 } else { 5 });
+    let started = Instant::now();
+    for p in &procs {
+        p.post("/api/v1/scheduler/start")?;
+    }
+    while any_pending(&store)? {
+        if started.elapsed() > timeout {
+            bail!(
+                "{n} orders not drained within {timeout:?}; see {}",
+                procs[0].log.display()
+            );
+        }
+        std::thread::sleep(poll);
+    }
+    let drain_s = started.elapsed().as_secs_f64();
+    let mut peak_rss_mib: f64 = 0.0;
+    for p in &procs {
+        peak_rss_mib = peak_rss_mib.max(p.peak_rss_mib()?);
+    }
+    drop(procs);
+    let (events, distinct) = moderation_counts(&store)?;
+    if events != n as i64 || distinct != n as i64 {
+        bail!("expected {n} moderations of {n} orders, found {events} events on {distinct} orders");
+    }
+    drop(store);
+    drop(db);
+    let (mut limit_update_s, mut limit_events_s) = (None, None);
+    if let Some(copy) = copy {
+        let store = copy.open()?;
+        let t = Instant::now();
+        let rows = baseline_update(&store)?;
+        limit_update_s = Some(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        baseline_events(&store)?;
+        limit_events_s = Some(t.elapsed().as_secs_f64());
+        if rows != n {
+            bail!("the baseline UPDATE changed {rows} rows, expected {n}");
+        }
+    }
+    Ok(CatchupRun {
+        orders: n,
+        servers: servers.max(1),
+        drain_s,
+        orders_per_s: n as f64 / drain_s,
+        peak_rss_mib,
+        limit_update_s,
+        limit_events_s,
+        limit_rows_per_s: limit_update_s.map(|s| n as f64 / s),
+        ratio_vs_limit: limit_update_s.map(|s| drain_s / s),
+        ratio_vs_limit_with_events: limit_update_s
+            .zip(limit_events_s)
+            .map(|(u, e)| drain_s / (u + e)),
+        load_s,
+        loadavg_1m: crate::stats::loadavg_1m(),
+    })
+}

@@ -1,0 +1,331 @@
+//! `order-scheduler-bench`: benchmarks of the real `order-scheduler` server binary on SQLite
+//! and PostgreSQL. It measures catch-up (draining a backlog of due orders, side by side with
+//! the set-based UPDATE that is the database's limit), lateness (orders moderated at their due
+//! time, spread or in a burst), HTTP create throughput and latency, and scale-out (several
+//! servers on one Postgres database). It prints a table of medians (min–max) and the targets,
+//! and writes every run to JSON. See `docs/BENCHMARKS.md` for the commands and results.
+
+mod catchup;
+mod db;
+mod http;
+mod lateness;
+mod report;
+mod server;
+mod stats;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use db::{Backend, DbConfig};
+use report::Report;
+use server::ServerConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Benchmarks of the order-scheduler server (catch-up, lateness, HTTP create, scale-out).
+#[derive(Debug, Parser)]
+#[command(name = "order-scheduler-bench", version, about)]
+struct Cli {
+    /// What to measure.
+    #[command(subcommand)]
+    command: What,
+    /// Databases to run on (repeat or comma-separate; default both).
+    #[arg(long, global = true, value_delimiter = ',', num_args = 1..)]
+    database: Vec<Backend>,
+    /// Repetitions of every measurement; the table shows the median (min–max).
+    #[arg(long, global = true, default_value_t = 3)]
+    runs: usize,
+    /// Also write every run and the summary to this JSON file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Tiny sizes and one run (seconds in a debug build); fails on any error. For CI.
+    #[arg(long, global = true)]
+    smoke: bool,
+    /// Catch-up sizes (repeat or comma-separate).
+    #[arg(long, global = true, value_delimiter = ',', default_values_t = [100_000, 1_000_000])]
+    orders: Vec<usize>,
+    /// Lateness (a): orders due at random instants over the window.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    spread_orders: usize,
+    /// Lateness (a): the window, seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    window_secs: u64,
+    /// Lateness (b): orders due at one instant.
+    #[arg(long, global = true, default_value_t = 5_000)]
+    burst_orders: usize,
+    /// Catch-up rate (orders/s) for the burst target when catch-up is not run in this
+    /// invocation.
+    #[arg(long, global = true)]
+    rate: Option<f64>,
+    /// HTTP: concurrent connections.
+    #[arg(long, global = true, default_value_t = 32)]
+    connections: usize,
+    /// HTTP: measured seconds per route (after a 1 s warm-up).
+    #[arg(long, global = true, default_value_t = 20)]
+    duration_secs: u64,
+    /// Scale-out: orders drained.
+    #[arg(long, global = true, default_value_t = 100_000)]
+    scaleout_orders: usize,
+    /// Scale-out: server process counts to compare.
+    #[arg(long, global = true, value_delimiter = ',', default_values_t = [1, 3])]
+    servers: Vec<usize>,
+    /// Postgres server for benchmark databases (`bench_<pid>_<n>`, dropped afterwards).
+    #[arg(
+        long,
+        global = true,
+        env = "BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pg_url: String,
+    /// The server binary (default: `order-scheduler` next to this binary).
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+    /// Directory for SQLite files and server logs (default: the system temp directory).
+    #[arg(long, global = true)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum What {
+    /// Drain N due orders with the real server; the set-based UPDATE on a copy.
+    Catchup,
+    /// Lateness of moderation: (a) spread over a window, (b) a burst at one instant.
+    Lateness,
+    /// Create throughput and latency on both create routes.
+    Http,
+    /// Catch-up with 1 and with 3 server processes on one Postgres database.
+    Scaleout,
+    /// Everything above, in that order.
+    All,
+}
+
+/// Sizes after applying `--smoke`.
+struct Plan {
+    backends: Vec<Backend>,
+    runs: usize,
+    orders: Vec<usize>,
+    spread_orders: usize,
+    window: Duration,
+    burst_orders: usize,
+    connections: usize,
+    duration: Duration,
+    scaleout_orders: usize,
+    servers: Vec<usize>,
+    lead: Duration,
+    warmup: Duration,
+}
+
+impl Plan {
+    fn from(cli: &Cli) -> Plan {
+        let backends = if cli.database.is_empty() {
+            vec![Backend::Sqlite, Backend::Postgres]
+        } else {
+            cli.database.clone()
+        };
+        if cli.smoke {
+            return Plan {
+                backends,
+                runs: 1,
+                orders: vec![3_000],
+                spread_orders: 100,
+                window: Duration::from_secs(2),
+                burst_orders: 100,
+                connections: 8,
+                duration: Duration::from_secs(1),
+                scaleout_orders: 3_000,
+                servers: vec![1, 3],
+                lead: Duration::from_secs(1),
+                warmup: Duration::from_millis(200),
+            };
+        }
+        Plan {
+            backends,
+            runs: cli.runs.max(1),
+            orders: cli.orders.clone(),
+            spread_orders: cli.spread_orders,
+            window: Duration::from_secs(cli.window_secs),
+            burst_orders: cli.burst_orders,
+            connections: cli.connections.max(1),
+            duration: Duration::from_secs(cli.duration_secs.max(1)),
+            scaleout_orders: cli.scaleout_orders,
+            servers: cli.servers.clone(),
+            lead: Duration::from_secs(3),
+            warmup: Duration::from_secs(1),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("order-scheduler-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let plan = Plan::from(cli);
+    let work_dir = cli.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&work_dir)?;
+    let log_dir = tempfile::Builder::new()
+        .prefix("bench_logs_")
+        .tempdir_in(&work_dir)?
+        .keep();
+    let db_cfg = DbConfig {
+        pg_admin_url: cli.pg_url.clone(),
+        work_dir,
+    };
+    let server_cfg = ServerConfig {
+        bin: cli
+            .server_bin
+            .clone()
+            .unwrap_or_else(server::default_server_bin),
+        log_dir: log_dir.clone(),
+    };
+    server::check_bin(&server_cfg.bin)?;
+    eprintln!("server binary: {}", server_cfg.bin.display());
+    eprintln!("server logs:   {}", log_dir.display());
+    let mut report = Report::new(cli.smoke, plan.runs);
+    let what = cli.command;
+    let wants = |w: What| what == w || what == What::All;
+    if wants(What::Catchup) {
+        for &backend in &plan.backends {
+            for &n in &plan.orders {
+                let mut runs = Vec::new();
+                for k in 0..plan.runs {
+                    eprintln!(
+                        "catch-up {} n={n} run {}/{}",
+                        backend.name(),
+                        k + 1,
+                        plan.runs
+                    );
+                    let r = catchup::run(backend, &db_cfg, &server_cfg, n, 1, true)?;
+                    eprintln!(
+                        "  drained in {:.3} s ({:.0}/s, peak RSS {:.1} MiB); limit UPDATE {:.3} s",
+                        r.drain_s,
+                        r.orders_per_s,
+                        r.peak_rss_mib,
+                        r.limit_update_s.unwrap_or(f64::NAN)
+                    );
+                    runs.push(r);
+                }
+                report.add_catchup(backend, n, runs);
+            }
+        }
+    }
+    if wants(What::Lateness) {
+        for &backend in &plan.backends {
+            let mut spread = Vec::new();
+            let mut burst = Vec::new();
+            for k in 0..plan.runs {
+                eprintln!(
+                    "lateness {} spread n={} over {:?}, run {}/{}",
+                    backend.name(),
+                    plan.spread_orders,
+                    plan.window,
+                    k + 1,
+                    plan.runs
+                );
+                let r = lateness::spread(
+                    backend,
+                    &db_cfg,
+                    &server_cfg,
+                    plan.spread_orders,
+                    plan.window,
+                    plan.lead,
+                )?;
+                eprintln!(
+                    "  p50 {} ms, p99 {} ms, max {} ms",
+                    r.p50_ms, r.p99_ms, r.max_ms
+                );
+                spread.push(r);
+                eprintln!(
+                    "lateness {} burst n={}, run {}/{}",
+                    backend.name(),
+                    plan.burst_orders,
+                    k + 1,
+                    plan.runs
+                );
+                let r =
+                    lateness::burst(backend, &db_cfg, &server_cfg, plan.burst_orders, plan.lead)?;
+                eprintln!(
+                    "  p50 {} ms, p99 {} ms, max {} ms",
+                    r.p50_ms, r.p99_ms, r.max_ms
+                );
+                burst.push(r);
+            }
+            report.add_lateness(backend, spread, burst, cli.rate);
+        }
+    }
+    if wants(What::Http) {
+        for &backend in &plan.backends {
+            let mut runs = Vec::new();
+            for k in 0..plan.runs {
+                eprintln!("http {} run {}/{}", backend.name(), k + 1, plan.runs);
+                let r = http::run(
+                    backend,
+                    &db_cfg,
+                    &server_cfg,
+                    plan.connections,
+                    plan.warmup,
+                    plan.duration,
+                )?;
+                for x in &r {
+                    eprintln!(
+                        "  {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                        x.route.label(),
+                        x.req_per_s,
+                        x.p50_ms,
+                        x.p99_ms,
+                        x.errors
+                    );
+                }
+                runs.push(r);
+            }
+            report.add_http(backend, runs);
+        }
+    }
+    if wants(What::Scaleout) {
+        if !plan.backends.contains(&Backend::Postgres) {
+            if what == What::Scaleout {
+                bail!("scale-out runs on Postgres only; pass --database postgres");
+            }
+        } else {
+            for &servers in &plan.servers {
+                let mut runs = Vec::new();
+                for k in 0..plan.runs {
+                    eprintln!(
+                        "scale-out postgres n={} servers={servers} run {}/{}",
+                        plan.scaleout_orders,
+                        k + 1,
+                        plan.runs
+                    );
+                    let r = catchup::run(
+                        Backend::Postgres,
+                        &db_cfg,
+                        &server_cfg,
+                        plan.scaleout_orders,
+                        servers,
+                        false,
+                    )?;
+                    eprintln!("  drained in {:.3} s ({:.0}/s)", r.drain_s, r.orders_per_s);
+                    runs.push(r);
+                }
+                report.add_scaleout(servers, runs);
+            }
+        }
+    }
+    report.finish();
+    print!("{}", report.table());
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if report.has_errors() {
+        bail!("some runs had failed requests (see the table)");
+    }
+    Ok(())
+}

@@ -340,7 +340,8 @@ impl Store {
         Ok(max.unwrap_or(0))
     }
 
-    /// The seed's listing: open (PENDING) and closed (everything else) orders, newest first.
+    /// The seed's listing: open (PENDING) and closed (everything else) orders, newest first
+    /// (by id: UUIDv7 ids sort by creation time).
     pub fn fetch_orders(
         &self,
         limit_open: i64,
@@ -351,13 +352,13 @@ impl Store {
         let mut open = orders::table
             .select(ORDER_COLUMNS)
             .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .order((orders::created_at.desc(), orders::id.desc()))
+            .order(orders::id.desc())
             .limit(limit_open)
             .into_boxed();
         let mut closed = orders::table
             .select(ORDER_COLUMNS)
             .filter(orders::status.ne(OrderStatus::Pending.as_str()))
-            .order((orders::created_at.desc(), orders::id.desc()))
+            .order(orders::id.desc())
             .limit(limit_closed)
             .into_boxed();
         if let Some(loc) = location {

@@ -19,14 +19,17 @@ CREATE TABLE orders (
     reject_reason TEXT,
     -- Set when the scheduler could not decode or decide the row: it is skipped from then on.
     parked_reason TEXT,
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     request_hash TEXT
 );
 
 -- "What is due by T" and "what is next" walk this index in due order.
 CREATE INDEX orders_status_due ON orders (status, hour_start_utc);
--- Listings are newest first.
-CREATE INDEX orders_created ON orders (created_at);
+-- Listings are newest first by id (UUIDv7, so ids sort by creation) through the primary key;
+-- no index on created_at, which every update would have to maintain on Postgres.
+-- Only keyed requests are indexed for idempotency, for the same reason.
+CREATE UNIQUE INDEX orders_idempotency_key ON orders (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 CREATE TABLE order_events (
     id BIGSERIAL PRIMARY KEY,

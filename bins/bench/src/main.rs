@@ -83,6 +83,9 @@ struct Cli {
     /// Directory for SQLite files and server logs (default: the system temp directory).
     #[arg(long, global = true)]
     work_dir: Option<PathBuf>,
+    /// Keep the servers' log files after a successful run (they are always kept on failure).
+    #[arg(long, global = true)]
+    keep_logs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
@@ -174,6 +177,15 @@ fn run(cli: &Cli) -> Result<()> {
         .prefix("bench_logs_")
         .tempdir_in(&work_dir)?
         .keep();
+    let result = measure(cli, &plan, work_dir, &log_dir);
+    // The servers' logs are only worth keeping when something failed (or when asked).
+    if result.is_ok() && !cli.keep_logs {
+        let _ = std::fs::remove_dir_all(&log_dir);
+    }
+    result
+}
+
+fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path) -> Result<()> {
     let db_cfg = DbConfig {
         pg_admin_url: cli.pg_url.clone(),
         work_dir,
@@ -183,7 +195,7 @@ fn run(cli: &Cli) -> Result<()> {
             .server_bin
             .clone()
             .unwrap_or_else(server::default_server_bin),
-        log_dir: log_dir.clone(),
+        log_dir: log_dir.to_path_buf(),
     };
     server::check_bin(&server_cfg.bin)?;
     eprintln!("server binary: {}", server_cfg.bin.display());

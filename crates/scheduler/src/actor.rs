@@ -639,13 +639,18 @@ impl Worker {
         // Scheduled passes only count (a backlog may span millions of due times); forced
         // passes report by due time, up to a cap.
         let mut total = Grouper::with_hours(if forced { HOUR_LIST_CAP } else { 0 });
+        // Each batch starts at the last one's latest due time; rows skipped before it (held by
+        // another instance, or inserted meanwhile) are left to the next pass, which starts
+        // right away because they are due.
+        let mut scope = ClaimScope::Due;
         loop {
-            let result = self.shared.store.claim_and_apply(
-                ClaimScope::Due,
-                batch_size,
-                &actor,
-                &mut decide,
-            )?;
+            let result =
+                self.shared
+                    .store
+                    .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
+            if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
+                scope = ClaimScope::DueFrom(latest);
+            }
             for (id, reason) in &result.parked {
                 self.record_parked(id, reason);
             }

@@ -25,6 +25,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub enum ClaimScope {
     /// Orders due by now (on Postgres "now" is the database's clock, shared by all instances).
     Due,
+    /// Orders due by now and not before the given instant: the next batch of a pass, which
+    /// starts where the last batch ended. On Postgres the index still holds entries of the rows
+    /// moderated moments ago (dead until vacuum); starting every claim at the front would walk
+    /// more of them with every batch, making a long drain quadratic.
+    DueFrom(DateTime<Utc>),
     /// Orders due at exactly this instant, whether or not it has passed (manual moderation of
     /// one hour).
     Hour(DateTime<Utc>),
@@ -147,12 +152,22 @@ fn select_claimable(
             .for_update()
             .skip_locked()
             .load(pg)?,
+        (DbConnection::Pg(pg), ClaimScope::DueFrom(from)) => base
+            .filter(orders::hour_start_utc.ge(naive(from)))
+            .filter(orders::hour_start_utc.le(diesel::dsl::now))
+            .for_update()
+            .skip_locked()
+            .load(pg)?,
         (DbConnection::Pg(pg), ClaimScope::Hour(t)) => base
             .filter(orders::hour_start_utc.eq(naive(t)))
             .for_update()
             .skip_locked()
             .load(pg)?,
         (DbConnection::Sqlite(s), ClaimScope::Due) => base
+            .filter(orders::hour_start_utc.le(naive(Utc::now())))
+            .load(s)?,
+        (DbConnection::Sqlite(s), ClaimScope::DueFrom(from)) => base
+            .filter(orders::hour_start_utc.ge(naive(from)))
             .filter(orders::hour_start_utc.le(naive(Utc::now())))
             .load(s)?,
         (DbConnection::Sqlite(s), ClaimScope::Hour(t)) => {

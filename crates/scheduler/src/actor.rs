@@ -461,8 +461,15 @@ impl Worker {
                 self.tick();
             }
         }
-        log::info!(
-            "⏹️ Order scheduler stopped (instance {})",
+        // A stop command already said so; otherwise (shutdown while running) say it now.
+        if self.shared.lock().running {
+            log::info!(
+                "⏹️ Order scheduler stopped (instance {})",
+                self.shared.instance_id
+            );
+        }
+        log::debug!(
+            "scheduler thread exiting (instance {})",
             self.shared.instance_id
         );
     }

@@ -270,6 +270,15 @@ impl Decision {
             Decision::Rejected { .. } => OrderStatus::Rejected,
         }
     }
+
+    /// The two columns a decision fills, exactly one of them set: the LMP of an approval or the
+    /// reason of a rejection.
+    pub fn lmp_or_reason(&self) -> (Option<Price>, Option<&str>) {
+        match self {
+            Decision::Approved { rt_lmp } => (Some(*rt_lmp), None),
+            Decision::Rejected { reason } => (None, Some(reason.as_str())),
+        }
+    }
 }
 
 /// Where simulated real-time LMPs come from, as written to `approval_rt_source`.

@@ -215,16 +215,9 @@ fn apply_pg(
     for (order, d) in &decided {
         ids.push(order.id.clone());
         statuses.push(d.decision.status().as_str());
-        match &d.decision {
-            Decision::Approved { rt_lmp } => {
-                lmps.push(Some(rt_lmp.scaled()));
-                reasons.push(None);
-            }
-            Decision::Rejected { reason } => {
-                lmps.push(None);
-                reasons.push(Some(reason.clone()));
-            }
-        }
+        let (lmp, reason) = d.decision.lmp_or_reason();
+        lmps.push(lmp.map(|p| p.scaled()));
+        reasons.push(reason.map(str::to_string));
         details.push(d.details.to_string());
     }
     let updated: Vec<Updated> = diesel::sql_query(
@@ -281,12 +274,9 @@ fn apply_sqlite(
             .iter()
             .filter(|(o, _)| keep(o))
             .map(|(o, d)| {
-                let (lmp, reason) = match &d.decision {
-                    Decision::Approved { rt_lmp } => (Some(rt_lmp.scaled()), None),
-                    Decision::Rejected { reason } => (None, Some(reason.as_str())),
-                };
+                let (lmp, reason) = d.decision.lmp_or_reason();
                 serde_json::json!({
-                    "id": o.id, "status": d.decision.status().as_str(), "lmp": lmp,
+                    "id": o.id, "status": d.decision.status().as_str(), "lmp": lmp.map(|p| p.scaled()),
                     "reason": reason, "details": d.details.to_string(),
                 })
             })
@@ -295,7 +285,16 @@ fn apply_sqlite(
     };
     let batch = rows(&|_| true);
     let updated: Vec<Updated> = diesel::sql_query(
-        "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status,              value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1))          UPDATE orders INDEXED BY sqlite_autoindex_orders_1          SET status = d.status, approved_at = ?2,              approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END,              approval_rt_lmp_cents = d.lmp,              approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END,              reject_reason = d.reason          FROM d WHERE orders.id = d.id AND orders.status = 'PENDING'          RETURNING orders.id",
+        "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
+             value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1)) \
+         UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
+         SET status = d.status, approved_at = ?2, \
+             approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END, \
+             approval_rt_lmp_cents = d.lmp, \
+             approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END, \
+             reject_reason = d.reason \
+         FROM d WHERE orders.id = d.id AND orders.status = 'PENDING' \
+         RETURNING orders.id",
     )
     .bind::<Text, _>(&batch)
     .bind::<Timestamp, _>(naive(at))
@@ -309,7 +308,9 @@ fn apply_sqlite(
         rows(&|o| done.contains(&o.id))
     };
     diesel::sql_query(
-        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details)          SELECT value ->> 'id', 'PENDING', value ->> 'status', ?1, ?2, value ->> 'details'          FROM json_each(?3) ORDER BY key",
+        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
+         SELECT value ->> 'id', 'PENDING', value ->> 'status', ?1, ?2, value ->> 'details' \
+         FROM json_each(?3) ORDER BY key",
     )
     .bind::<Timestamp, _>(naive(at))
     .bind::<Text, _>(actor)

@@ -63,25 +63,29 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts `order-scheduler serve` on a free port with an SQLite file; killed on drop.
+fn serve(db: &std::path::Path, rust_log: &str, stderr: Stdio) -> (KillOnDrop, u16) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+        ])
+        .arg(db)
+        .env("RUST_LOG", rust_log)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    (KillOnDrop(child), port)
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut guard = KillOnDrop(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-            ])
-            .arg(dir.path().join("s.db"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn"),
-    );
+    let (mut guard, port) = serve(&dir.path().join("s.db"), "info", Stdio::piped());
     let child = &mut guard.0;
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -217,22 +221,7 @@ fn cli_seed_orders_moderate_and_clean() {
 #[test]
 fn cli_status_reads_a_running_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut guard = KillOnDrop(
-        Command::new(BIN)
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-            ])
-            .arg(dir.path().join("st.db"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn"),
-    );
+    let (mut guard, port) = serve(&dir.path().join("st.db"), "warn", Stdio::null());
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     let out = loop {

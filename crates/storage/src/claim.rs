@@ -91,7 +91,7 @@ impl Store {
                 match row.decode() {
                     Ok(order) => {
                         let outcome = catch_unwind(AssertUnwindSafe(|| decide(&order, at)))
-                            .unwrap_or_else(|panic| Err(panic_message(&panic)));
+                            .unwrap_or_else(|panic| Err(panic_message(&*panic)));
                         match outcome {
                             Ok(d) => decided.push((order, d)),
                             Err(reason) => {
@@ -124,7 +124,9 @@ impl Store {
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+/// The text of a caught panic payload, prefixed with `panicked: `. The one place that turns a
+/// `catch_unwind` payload into words, for the claim here and for the scheduler's passes.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

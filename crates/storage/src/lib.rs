@@ -29,7 +29,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use claim::{ClaimResult, ClaimScope, Decided};
+pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
 pub use connection::{DatabaseUrl, DbConnection, PoolConfig};
 pub use error::StorageError;
 pub use store::{

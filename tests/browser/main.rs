@@ -1,6 +1,7 @@
 //! Browser test of the dashboard at `/`, in a real headless Chromium driven through
 //! `chromedriver` (Debian's `chromium` and `chromium-driver`; `scripts/ensure-chromium.sh`
-//! installs them). It creates an order due in 3 s through the form, sees it PENDING, sees it
+//! installs them). It checks that an order due years ahead shows its year and a due-in of days
+//! and hours, creates an order due in 3 s through the form, sees it PENDING, sees it
 //! turn APPROVED or REJECTED without a reload within 2 s of its due time, stops the scheduler
 //! with the button, checks that the page loaded nothing from elsewhere and logged no error, and
 //! saves a 1280×800 screenshot to `docs/dashboard.png`.
@@ -72,7 +73,7 @@ fn dashboard_in_headless_chromium() {
     let db = storage::testing::TestDb::sqlite();
     let server = ServerProcess::start(&db.url, &[]);
     let base = server.base_url.clone();
-    seed_orders(&base);
+    let far = seed_orders(&base);
 
     let scratch = tempfile::tempdir().expect("temporary directory");
     let driver = Driver::start(&tools, &scratch.path().join("chromedriver.log"));
@@ -101,7 +102,7 @@ fn dashboard_in_headless_chromium() {
 
     let token = "dashboard-test-token";
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(&session, &base);
+        drive(&session, &base, &far);
         let db2 = storage::testing::TestDb::sqlite();
         let guarded = ServerProcess::start(&db2.url, &["--admin-token", token, "--no-autostart"]);
         admin_token_flow(&session, &guarded.base_url, token);
@@ -124,16 +125,16 @@ fn dashboard_in_headless_chromium() {
 }
 
 /// A few orders so the tables and the screenshot show every state: four due within 2 s (the
-/// scheduler moderates them on time before the page opens), one pending, one cancelled.
-fn seed_orders(base: &str) {
+/// scheduler moderates them on time before the page opens), one pending, one pending three
+/// years ahead, one cancelled. Returns the far order's id and due time.
+fn seed_orders(base: &str) -> (String, chrono::DateTime<chrono::Utc>) {
     let http = reqwest::blocking::Client::new();
     // Whole seconds, as people type them; the first four are due at the next-but-one second.
     let now = chrono::Utc::now().timestamp() + 2;
-    let at = |secs: i64| {
-        chrono::DateTime::from_timestamp(now + secs, 0)
-            .expect("a valid time")
-            .to_rfc3339()
-    };
+    let time = |secs: i64| chrono::DateTime::from_timestamp(now + secs, 0).expect("a valid time");
+    let at = |secs: i64| time(secs).to_rfc3339();
+    // Half a day past whole days, so the row's `N d 11 h` cannot roll over during the test.
+    let far = 3 * 365 * 86_400 + 12 * 3_600;
     let orders = [
         json!({"side": "BUY", "qty_mwh": "5", "limit_price": "38.5", "hour_start_utc": at(0), "location": "PJM-RTO"}),
         json!({"side": "SELL", "qty_mwh": "1.25", "limit_price": "41", "hour_start_utc": at(0), "location": "PJM-RTO"}),
@@ -141,6 +142,7 @@ fn seed_orders(base: &str) {
         json!({"side": "SELL", "qty_mwh": "10", "limit_price": "35", "hour_start_utc": at(0), "location": "WEST-HUB", "location_type": "HUB"}),
         json!({"side": "BUY", "qty_mwh": "4", "limit_price": "39.75", "hour_start_utc": at(600), "location": "WEST-HUB", "location_type": "HUB"}),
         json!({"side": "SELL", "qty_mwh": "2", "limit_price": "42", "hour_start_utc": at(1800), "location": "PJM-RTO"}),
+        json!({"side": "BUY", "qty_mwh": "1", "limit_price": "45", "hour_start_utc": at(far), "location": "PJM-RTO"}),
     ];
     let mut ids = Vec::new();
     for o in orders {
@@ -165,8 +167,8 @@ fn seed_orders(base: &str) {
             .send()
             .and_then(|r| r.json())
             .expect("positions");
-        if p["open"].as_array().map(Vec::len) == Some(1) {
-            return;
+        if p["open"].as_array().map(Vec::len) == Some(2) {
+            return (ids[6].clone(), time(far));
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
@@ -176,7 +178,7 @@ fn seed_orders(base: &str) {
     }
 }
 
-fn drive(session: &Session<'_>, base: &str) {
+fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chrono::Utc>)) {
     session.goto(&format!("{base}/"));
     session.js("window.__loadMarker = 'same page'; return null;", json!([]));
 
@@ -193,6 +195,23 @@ fn drive(session: &Session<'_>, base: &str) {
         "return document.querySelectorAll('#closed-body tr').length >= 4 || null;",
         json!([]),
     );
+    // The order due years ahead: its due time shows the year, and "Due in" counts days and
+    // hours like the scheduler panel's countdown would.
+    let (far_id, far_due) = far;
+    let left = (*far_due - chrono::Utc::now()).num_seconds();
+    let expected = format!("{} d {} h", left / 86_400, left % 86_400 / 3_600);
+    let far_row = session.wait_for(
+        "the far order's row with its year and days",
+        Duration::from_secs(5),
+        "const tr = document.querySelector(`#open-body tr[data-order-id=\"${arguments[0]}\"]`);
+         if (!tr) return null;
+         const at = tr.querySelector('td.due-at').textContent;
+         const left = tr.querySelector('td.due-in').textContent;
+         return at.includes(`, ${arguments[1]}, `) && left === arguments[2] ? [at, left] : null;",
+        json!([far_id, far_due.format("%Y").to_string(), expected]),
+    );
+    println!("order due years ahead: {far_row}");
+
     // The event stream is connected (the page falls back to polling only when it is not).
     let feed = session.wait_for(
         "the event stream to connect",

@@ -7,17 +7,14 @@
 //! `status = 'PENDING'`, and the status and its event are written in the same transaction, so a
 //! crash or an error leaves the order `PENDING` with no event.
 
-use crate::connection::DbConnection;
+use crate::backend::{on_backend, Backend, DueRange};
 use crate::error::StorageError;
-use crate::models::{OrderRow, ORDER_COLUMNS};
 use crate::schema::orders;
-use crate::store::{naive, Store};
-use ::orders::{rt_interval_start, truncate_ms, Decision, Order, OrderStatus, RT_SOURCE};
+use crate::store::Store;
+use ::orders::{rt_interval_start, truncate_ms, Decision, Order, RT_SOURCE};
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
-use diesel::sqlite::SqliteConnection;
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Which pending orders a claim takes.
@@ -79,8 +76,9 @@ impl Store {
     where
         F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
     {
+        let range = scope.range();
         self.write(|c| {
-            let rows = select_claimable(c, scope, limit.max(1) as i64)?;
+            let rows = on_backend!(&mut *c, c => B::select_claimable(c, range, limit.max(1) as i64))?;
             if rows.is_empty() {
                 return Ok(ClaimResult::default());
             }
@@ -111,10 +109,7 @@ impl Store {
                     .set(orders::parked_reason.eq(reason))
                     .execute(c)?;
             }
-            let moderated = match c {
-                DbConnection::Pg(pg) => apply_pg(pg, decided, at, actor)?,
-                DbConnection::Sqlite(sqlite) => apply_sqlite(sqlite, decided, at, actor)?,
-            };
+            let moderated = on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor))?;
             Ok(ClaimResult {
                 moderated,
                 parked,
@@ -135,192 +130,51 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     format!("panicked: {text}")
 }
 
-/// The pending rows a claim may take, soonest due first. On Postgres they are locked, and rows
-/// another transaction holds are skipped rather than waited for.
-fn select_claimable(
-    conn: &mut DbConnection,
-    scope: ClaimScope,
-    limit: i64,
-) -> Result<Vec<OrderRow>, StorageError> {
-    let base = orders::table
-        .select(ORDER_COLUMNS)
-        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-        .filter(orders::parked_reason.is_null())
-        .order(orders::hour_start_utc.asc())
-        .limit(limit);
-    Ok(match (conn, scope) {
-        (DbConnection::Pg(pg), ClaimScope::Due) => base
-            .filter(orders::hour_start_utc.le(diesel::dsl::now))
-            .for_update()
-            .skip_locked()
-            .load(pg)?,
-        (DbConnection::Pg(pg), ClaimScope::DueFrom(from)) => base
-            .filter(orders::hour_start_utc.ge(naive(from)))
-            .filter(orders::hour_start_utc.le(diesel::dsl::now))
-            .for_update()
-            .skip_locked()
-            .load(pg)?,
-        (DbConnection::Pg(pg), ClaimScope::Hour(t)) => base
-            .filter(orders::hour_start_utc.eq(naive(t)))
-            .for_update()
-            .skip_locked()
-            .load(pg)?,
-        (DbConnection::Sqlite(s), ClaimScope::Due) => base
-            .filter(orders::hour_start_utc.le(naive(Utc::now())))
-            .load(s)?,
-        (DbConnection::Sqlite(s), ClaimScope::DueFrom(from)) => base
-            .filter(orders::hour_start_utc.ge(naive(from)))
-            .filter(orders::hour_start_utc.le(naive(Utc::now())))
-            .load(s)?,
-        (DbConnection::Sqlite(s), ClaimScope::Hour(t)) => {
-            base.filter(orders::hour_start_utc.eq(naive(t))).load(s)?
+impl ClaimScope {
+    /// The due times this scope covers; `Due` and `DueFrom` end at "now" on the backend's
+    /// clock, read inside the claim's transaction.
+    fn range(self) -> DueRange {
+        // Before any due time an order can have (validation keeps them in 2000–2099).
+        let origin = DateTime::UNIX_EPOCH.naive_utc();
+        match self {
+            ClaimScope::Due => DueRange {
+                from: origin,
+                until: None,
+            },
+            ClaimScope::DueFrom(from) => DueRange {
+                from: from.naive_utc(),
+                until: None,
+            },
+            ClaimScope::Hour(t) => DueRange {
+                from: t.naive_utc(),
+                until: Some(t.naive_utc()),
+            },
         }
-    })
-}
-
-/// Applies a moderated order's decision to its in-memory copy, mirroring what was written.
-fn settled(mut order: Order, decision: &Decision, at: DateTime<Utc>) -> Order {
-    order.status = decision.status();
-    order.approved_at = Some(at);
-    match decision {
-        Decision::Approved { rt_lmp } => {
-            order.approval_rt_lmp = Some(*rt_lmp);
-            order.approval_rt_interval_start_utc = Some(rt_interval_start(at));
-            order.approval_rt_source = Some(RT_SOURCE.to_string());
-        }
-        Decision::Rejected { reason } => order.reject_reason = Some(reason.clone()),
     }
-    order
 }
 
-/// Postgres: one set-based UPDATE over `unnest`ed arrays that also inserts the events, so a
-/// batch costs one round trip whatever its size.
-fn apply_pg(
-    pg: &mut PgConnection,
+/// The orders of a decided batch that the backend reports as written (`done`), with their
+/// decisions applied to the in-memory copies exactly as they were written.
+pub(crate) fn settled(
     decided: Vec<(Order, Decided)>,
+    done: &HashSet<String>,
     at: DateTime<Utc>,
-    actor: &str,
-) -> Result<Vec<Order>, StorageError> {
-    #[derive(QueryableByName)]
-    struct Updated {
-        #[diesel(sql_type = Text)]
-        order_id: String,
-    }
-    let n = decided.len();
-    let (mut ids, mut statuses, mut lmps, mut reasons, mut details) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for (order, d) in &decided {
-        ids.push(order.id.clone());
-        statuses.push(d.decision.status().as_str());
-        let (lmp, reason) = d.decision.lmp_or_reason();
-        lmps.push(lmp.map(|p| p.scaled()));
-        reasons.push(reason.map(str::to_string));
-        details.push(d.details.to_string());
-    }
-    let updated: Vec<Updated> = diesel::sql_query(
-        "WITH d(id, status, lmp, reason, details) AS ( \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[])), \
-         u AS ( \
-             UPDATE orders o SET status = d.status, approved_at = $6, \
-                 approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE $7 END, \
-                 approval_rt_lmp_cents = d.lmp, \
-                 approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE $8 END, \
-                 reject_reason = d.reason \
-             FROM d WHERE o.id = d.id AND o.status = 'PENDING' \
-             RETURNING o.id, d.status, d.details) \
-         INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
-         SELECT id, 'PENDING', status, $6, $9, details FROM u ORDER BY id \
-         RETURNING order_id",
-    )
-    .bind::<Array<Text>, _>(&ids)
-    .bind::<Array<Text>, _>(&statuses)
-    .bind::<Array<Nullable<BigInt>>, _>(&lmps)
-    .bind::<Array<Nullable<Text>>, _>(&reasons)
-    .bind::<Array<Text>, _>(&details)
-    .bind::<Timestamp, _>(naive(at))
-    .bind::<Timestamp, _>(naive(rt_interval_start(at)))
-    .bind::<Text, _>(RT_SOURCE)
-    .bind::<Text, _>(actor)
-    .load(pg)?;
-    let done: std::collections::HashSet<String> = updated.into_iter().map(|u| u.order_id).collect();
-    Ok(decided
+) -> Vec<Order> {
+    decided
         .into_iter()
         .filter(|(o, _)| done.contains(&o.id))
-        .map(|(o, d)| settled(o, &d.decision, at))
-        .collect())
-}
-
-/// SQLite: the batch travels as one JSON array, read back with `json_each`: one UPDATE joined
-/// on it (forced onto the primary-key index, else SQLite's planner walks every pending order
-/// and scans the array for each) and one INSERT of the events, whatever the batch size. The
-/// immediate transaction already holds the only write lock; the `status = 'PENDING'` condition
-/// still guards against any other writer, and events are written only for updated rows.
-fn apply_sqlite(
-    sqlite: &mut SqliteConnection,
-    decided: Vec<(Order, Decided)>,
-    at: DateTime<Utc>,
-    actor: &str,
-) -> Result<Vec<Order>, StorageError> {
-    #[derive(QueryableByName)]
-    struct Updated {
-        #[diesel(sql_type = Text)]
-        id: String,
-    }
-    let rows = |keep: &dyn Fn(&Order) -> bool| -> String {
-        let items: Vec<serde_json::Value> = decided
-            .iter()
-            .filter(|(o, _)| keep(o))
-            .map(|(o, d)| {
-                let (lmp, reason) = d.decision.lmp_or_reason();
-                serde_json::json!({
-                    "id": o.id, "status": d.decision.status().as_str(), "lmp": lmp.map(|p| p.scaled()),
-                    "reason": reason, "details": d.details.to_string(),
-                })
-            })
-            .collect();
-        serde_json::Value::Array(items).to_string()
-    };
-    let batch = rows(&|_| true);
-    let updated: Vec<Updated> = diesel::sql_query(
-        "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
-             value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1)) \
-         UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
-         SET status = d.status, approved_at = ?2, \
-             approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END, \
-             approval_rt_lmp_cents = d.lmp, \
-             approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END, \
-             reject_reason = d.reason \
-         FROM d WHERE orders.id = d.id AND orders.status = 'PENDING' \
-         RETURNING orders.id",
-    )
-    .bind::<Text, _>(&batch)
-    .bind::<Timestamp, _>(naive(at))
-    .bind::<Timestamp, _>(naive(rt_interval_start(at)))
-    .bind::<Text, _>(RT_SOURCE)
-    .load(sqlite)?;
-    let done: std::collections::HashSet<String> = updated.into_iter().map(|u| u.id).collect();
-    let events = if done.len() == decided.len() {
-        batch
-    } else {
-        rows(&|o| done.contains(&o.id))
-    };
-    diesel::sql_query(
-        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
-         SELECT value ->> 'id', 'PENDING', value ->> 'status', ?1, ?2, value ->> 'details' \
-         FROM json_each(?3) ORDER BY key",
-    )
-    .bind::<Timestamp, _>(naive(at))
-    .bind::<Text, _>(actor)
-    .bind::<Text, _>(&events)
-    .execute(sqlite)?;
-    Ok(decided
-        .into_iter()
-        .filter(|(o, _)| done.contains(&o.id))
-        .map(|(o, d)| settled(o, &d.decision, at))
-        .collect())
+        .map(|(mut order, d)| {
+            order.status = d.decision.status();
+            order.approved_at = Some(at);
+            match d.decision {
+                Decision::Approved { rt_lmp } => {
+                    order.approval_rt_lmp = Some(rt_lmp);
+                    order.approval_rt_interval_start_utc = Some(rt_interval_start(at));
+                    order.approval_rt_source = Some(RT_SOURCE.to_string());
+                }
+                Decision::Rejected { reason } => order.reject_reason = Some(reason),
+            }
+            order
+        })
+        .collect()
 }

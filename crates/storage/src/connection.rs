@@ -1,22 +1,17 @@
 //! Connections and the pool: one diesel [`DbConnection`] enum over PostgreSQL and SQLite, the
-//! backend chosen from the URL scheme, per-connection settings, and embedded migrations.
+//! backend chosen from the URL scheme, and the write transaction. What each backend does
+//! differently lives in `backend/`.
 
+use crate::backend::{on_backend, pg::Pg, sqlite::Sqlite, Backend};
 use crate::error::StorageError;
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::TransactionManager;
 use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
-
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
-
-/// Arbitrary, fixed key of the advisory lock that serialises migrations between instances.
-const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273; // "orders"
 
 // The derive generates undocumented helper items, hence the module-wide allow.
 #[allow(missing_docs)]
@@ -79,12 +74,11 @@ impl DatabaseUrl {
 
     /// Opens one connection with the per-connection settings applied.
     pub fn connect(&self) -> Result<DbConnection, StorageError> {
+        let unavailable = |e: diesel::ConnectionError| StorageError::Unavailable(e.to_string());
         match self {
             DatabaseUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(url)
-                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                // TIMESTAMP columns hold UTC; pin the session so CURRENT_TIMESTAMP agrees.
-                conn.batch_execute("SET TIME ZONE 'UTC'")?;
+                let mut conn = PgConnection::establish(url).map_err(unavailable)?;
+                Pg::configure(&mut conn)?;
                 Ok(DbConnection::Pg(conn))
             }
             DatabaseUrl::Sqlite(path) => {
@@ -93,14 +87,9 @@ impl DatabaseUrl {
                         StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
                     })?;
                 }
-                let name = path.to_string_lossy();
-                let mut conn = SqliteConnection::establish(&name)
-                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                // busy_timeout first: switching to WAL needs a lock another connection may hold.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )?;
+                let mut conn =
+                    SqliteConnection::establish(&path.to_string_lossy()).map_err(unavailable)?;
+                Sqlite::configure(&mut conn)?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }
@@ -138,44 +127,20 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// Runs the pending migrations; on Postgres under an advisory lock, because diesel takes none
-/// and instances starting together would otherwise race on the same DDL.
+/// Runs the pending migrations (on Postgres serialised between instances).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), StorageError> {
-    let migrate =
-        |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
-    match conn {
-        DbConnection::Pg(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = pg
-                .run_pending_migrations(PG_MIGRATIONS)
-                .map(|_| ())
-                .map_err(migrate);
-            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
-            result
-        }
-        DbConnection::Sqlite(sqlite) => sqlite
-            .run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|_| ())
-            .map_err(migrate),
-    }
+    on_backend!(conn, c => B::migrate(c))
 }
 
 /// Runs `f` in a write transaction and commits it, or rolls it back on error or panic.
 ///
-/// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the write lock up front
-/// (waiting up to `busy_timeout`): a deferred transaction that reads before it writes could
-/// otherwise fail with "database is locked" without waiting. On Postgres it is a plain
-/// `BEGIN`; row locks are taken by the statements themselves.
+/// Each backend begins it its own way (SQLite: `BEGIN IMMEDIATE`, taking the write lock up
+/// front; Postgres: `BEGIN`).
 pub fn write_tx<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
-    match conn {
-        DbConnection::Pg(pg) => AnsiTransactionManager::begin_transaction(pg)?,
-        DbConnection::Sqlite(s) => {
-            AnsiTransactionManager::begin_transaction_sql(s, "BEGIN IMMEDIATE")?
-        }
-    }
+    on_backend!(&mut *conn, c => B::begin_write(c))?;
     // The derived transaction manager delegates to the inner connection's, which now knows a
     // transaction is open, so commit and rollback below issue the matching statements.
     match catch_unwind(AssertUnwindSafe(|| f(conn))) {

@@ -2,37 +2,49 @@
 //!
 //! [`Store::open`] picks the backend from the URL (`postgres://`, `postgresql://`,
 //! `sqlite://path` or a plain path), builds an r2d2 pool and applies the embedded migrations.
-//! Every SQL statement of the project lives in this crate: `store.rs` for the plain ones,
-//! `claim.rs` for the claim-and-apply transaction that the scheduler runs.
+//! Every SQL statement of the project lives in this crate.
 //!
 //! # Layout
+//! - `backend/`: everything that differs per database, one file per backend (`pg.rs`,
+//!   `sqlite.rs`) behind one private trait: connecting, migrating, the write transaction,
+//!   the claim's row selection and batch write, multi-row inserts, watching for inserts.
 //! - `connection`: the [`DbConnection`] enum, URL parsing, pool manager, migrations, and
-//!   [`write_tx`](connection::write_tx) (immediate transactions on SQLite).
+//!   [`write_tx`](connection::write_tx).
 //! - `schema`, `models`: diesel tables and row types, with checked decoding.
-//! - `store`: [`Store`] and its queries.
-//! - `claim`: [`Store::claim_and_apply`].
-//! - [`testing`] (feature `testing`): fresh databases for tests.
+//! - `store`: [`Store`], its pool and its writer queue.
+//! - `insert`, `read`, `due`, `manual`: the queries, by concern.
+//! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
+//! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
+//! - [`testing`] (feature `testing`): fresh databases for tests and test-only reads.
 //!
 //! # Representation
 //! Times are `TIMESTAMP` columns holding UTC, truncated to milliseconds before writing (SQLite
 //! would keep nanoseconds and Postgres microseconds otherwise). Prices are BIGINT cents,
 //! quantities BIGINT thousandths of a MWh. Ids are UUIDv7 text, so they sort by creation.
 
+mod backend;
 #[cfg(feature = "bench")]
 pub mod bench_support;
 mod claim;
 pub mod connection;
+mod due;
 mod error;
+mod insert;
+mod manual;
 mod models;
+mod read;
 pub mod schema;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod watch;
 
 pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
 pub use connection::{DatabaseUrl, DbConnection, PoolConfig};
 pub use error::StorageError;
-pub use store::{
-    DueSummary, EventWithDue, Idempotency, Inserted, ManualChange, OrderFilter, OrderPage,
-    PnlTotals, PooledConnection, Store,
-};
+pub use due::{BookCounts, DueCounts, DueSummary};
+pub use insert::{Idempotency, Inserted};
+pub use manual::ManualChange;
+pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
+pub use store::{PooledConnection, Store};
+pub use watch::DueWatch;

@@ -5,7 +5,9 @@
 //! `None`; with `REQUIRE_POSTGRES=1` it panics instead, so CI cannot pass by skipping.
 //! Databases left behind by crashed runs (their process is gone) are dropped at first use.
 
-use crate::{PoolConfig, Store};
+use crate::{PoolConfig, Store, StorageError};
+use diesel::dsl::sql;
+use diesel::sql_types::BigInt;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
@@ -178,6 +180,22 @@ macro_rules! backend_tests {
             })+
         }
     };
+}
+
+/// Test-only reads that the service never needs.
+impl Store {
+    /// Per order, the number of moderation events (PENDING → APPROVED/REJECTED) it has,
+    /// summarised as (orders with none, orders with exactly one, orders with more).
+    pub fn moderation_event_multiplicity(&self) -> Result<(i64, i64, i64), StorageError> {
+        let per_order = sql::<BigInt>(
+            "(SELECT COUNT(*) FROM order_events e WHERE e.order_id = orders.id \
+             AND e.from_status = 'PENDING' AND e.to_status IN ('APPROVED', 'REJECTED'))",
+        );
+        let counts: Vec<i64> = crate::schema::orders::table.select(per_order).load(&mut *self.checkout()?)?;
+        let none = counts.iter().filter(|&&n| n == 0).count() as i64;
+        let one = counts.iter().filter(|&&n| n == 1).count() as i64;
+        Ok((none, one, counts.len() as i64 - none - one))
+    }
 }
 
 #[cfg(test)]

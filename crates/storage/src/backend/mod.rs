@@ -1,0 +1,110 @@
+//! Everything that differs between PostgreSQL and SQLite, one file per backend behind the
+//! private [`Backend`] trait; the rest of the crate writes its queries once, in diesel's DSL.
+//!
+//! What differs: opening and configuring a connection, migrating, beginning a write
+//! transaction, the clock a claim compares due times with, locking the claimed rows, writing a
+//! decided batch in one statement, multi-row inserts (which do not compile on the connection
+//! enum), and watching for orders inserted by other processes. The [`on_backend!`] macro is the
+//! one place that matches on [`DbConnection`]'s variants to reach these.
+
+pub(crate) mod pg;
+pub(crate) mod sqlite;
+
+use crate::claim::Decided;
+use crate::error::StorageError;
+use crate::models::{NewEventRow, NewOrderRow, OrderRow};
+use ::orders::Order;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use std::time::Duration;
+
+/// The due times a claim may take: from `from` to `until`, both inclusive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DueRange {
+    /// Earliest due time taken.
+    pub from: NaiveDateTime,
+    /// Latest due time taken; `None` is "now" on the backend's clock.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// What a backend must provide. Implemented by the zero-sized [`pg::Pg`] and
+/// [`sqlite::Sqlite`]; reached through [`on_backend!`].
+pub(crate) trait Backend {
+    /// The diesel connection type.
+    type Conn;
+
+    /// Applies the per-connection settings right after connecting.
+    fn configure(conn: &mut Self::Conn) -> Result<(), StorageError>;
+
+    /// Runs the pending embedded migrations.
+    fn migrate(conn: &mut Self::Conn) -> Result<(), StorageError>;
+
+    /// Begins the transaction every write runs in.
+    fn begin_write(conn: &mut Self::Conn) -> Result<(), StorageError>;
+
+    /// Up to `limit` claimable rows due in `range`, soonest first, held for this transaction.
+    fn select_claimable(
+        conn: &mut Self::Conn,
+        range: DueRange,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>, StorageError>;
+
+    /// Writes a decided batch (conditionally on each row still being PENDING) and its events;
+    /// returns the orders actually moderated, as they are now.
+    fn apply_batch(
+        conn: &mut Self::Conn,
+        decided: Vec<(Order, Decided)>,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Vec<Order>, StorageError>;
+
+    /// Multi-row insert of orders and their creation events.
+    fn insert_rows(
+        conn: &mut Self::Conn,
+        rows: &[NewOrderRow<'_>],
+        events: &[NewEventRow<'_>],
+    ) -> Result<(), StorageError>;
+
+    /// Blocks until `keep_going` turns false (then `Ok`) or the connection fails (then `Err`;
+    /// the caller reconnects), calling `on_change` whenever another connection may have
+    /// inserted orders: with the earliest due time inserted when the backend knows it
+    /// (Postgres's notification carries it), or `None` when the caller must re-read it.
+    /// `poll` bounds how long a change waits to be noticed.
+    fn watch(
+        conn: &mut Self::Conn,
+        poll: Duration,
+        keep_going: &dyn Fn() -> bool,
+        on_change: &mut dyn FnMut(Option<DateTime<Utc>>),
+    ) -> Result<(), StorageError>;
+}
+
+/// Runs `$body` with `$c` bound to the inner connection and `B` to its [`Backend`].
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::connection::DbConnection::Pg($c) => {
+                #[allow(unused)]
+                type B = $crate::backend::pg::Pg;
+                $body
+            }
+            $crate::connection::DbConnection::Sqlite($c) => {
+                #[allow(unused)]
+                type B = $crate::backend::sqlite::Sqlite;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// The filter every claimable-order query shares, as literal SQL so that both planners match it
+/// against the partial index `orders_claimable_due` (a bound parameter would not prove the
+/// index's predicate).
+pub(crate) fn claimable_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "status = '{}' AND parked_reason IS NULL",
+            ::orders::OrderStatus::Pending.as_str()
+        )
+    })
+}

@@ -1,0 +1,187 @@
+//! PostgreSQL: shared by many instances. Claimed rows are locked with `FOR UPDATE SKIP LOCKED`
+//! so concurrent claimers take disjoint rows; "now" is the database's clock, which all
+//! instances share; a batch is written by one statement over `unnest`ed arrays; inserts are
+//! announced on the `order_scheduler_due` channel by a trigger (see the migrations).
+
+use super::{claimable_sql, Backend, DueRange};
+use crate::claim::{settled, Decided};
+use crate::error::StorageError;
+use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
+use crate::schema::{order_events, orders};
+use ::orders::{rt_interval_start, Order, OrderStatus, RT_SOURCE};
+use chrono::{DateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Arbitrary, fixed key of the advisory lock that serialises migrations between instances.
+const MIGRATION_LOCK_KEY: i64 = 0x6f72_6465_7273; // "orders"
+
+/// The channel the insert trigger notifies, with the earliest inserted due time (Unix ms).
+pub(crate) const DUE_CHANNEL: &str = "order_scheduler_due";
+
+/// The PostgreSQL backend.
+pub(crate) struct Pg;
+
+impl Backend for Pg {
+    type Conn = PgConnection;
+
+    fn configure(conn: &mut PgConnection) -> Result<(), StorageError> {
+        // TIMESTAMP columns hold UTC; pin the session so CURRENT_TIMESTAMP agrees.
+        Ok(conn.batch_execute("SET TIME ZONE 'UTC'")?)
+    }
+
+    /// Under an advisory lock, because diesel takes none and instances starting together
+    /// would otherwise race on the same DDL.
+    fn migrate(conn: &mut PgConnection) -> Result<(), StorageError> {
+        conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+        let result = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| StorageError::Migration(e.to_string()));
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+        result
+    }
+
+    /// A plain `BEGIN`: row locks are taken by the statements themselves.
+    fn begin_write(conn: &mut PgConnection) -> Result<(), StorageError> {
+        Ok(AnsiTransactionManager::begin_transaction(conn)?)
+    }
+
+    fn select_claimable(
+        conn: &mut PgConnection,
+        range: DueRange,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>, StorageError> {
+        Ok(orders::table
+            .select(ORDER_COLUMNS)
+            .filter(diesel::dsl::sql::<Bool>(claimable_sql()))
+            .filter(orders::hour_start_utc.ge(range.from))
+            // "Now" is the transaction's start on the database's clock, which every instance
+            // shares; one expression for both cases keeps one query shape.
+            .filter(
+                diesel::dsl::sql::<Bool>("hour_start_utc <= COALESCE(")
+                    .bind::<Nullable<Timestamp>, _>(range.until)
+                    .sql(", LOCALTIMESTAMP)"),
+            )
+            .order(orders::hour_start_utc.asc())
+            .limit(limit)
+            .for_update()
+            .skip_locked()
+            .load(conn)?)
+    }
+
+    /// One set-based UPDATE over `unnest`ed arrays that also inserts the events, so a batch
+    /// costs one round trip whatever its size.
+    fn apply_batch(
+        conn: &mut PgConnection,
+        decided: Vec<(Order, Decided)>,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Vec<Order>, StorageError> {
+        #[derive(QueryableByName)]
+        struct Updated {
+            #[diesel(sql_type = Text)]
+            order_id: String,
+        }
+        let n = decided.len();
+        let (mut ids, mut statuses, mut lmps, mut reasons, mut details) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (order, d) in &decided {
+            ids.push(order.id.clone());
+            statuses.push(d.decision.status().as_str());
+            let (lmp, reason) = d.decision.lmp_or_reason();
+            lmps.push(lmp.map(|p| p.scaled()));
+            reasons.push(reason.map(str::to_string));
+            details.push(d.details.to_string());
+        }
+        let pending = OrderStatus::Pending.as_str();
+        let updated: Vec<Updated> = diesel::sql_query(format!(
+            "WITH d(id, status, lmp, reason, details) AS ( \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[])), \
+             u AS ( \
+                 UPDATE orders o SET status = d.status, approved_at = $6, \
+                     approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE $7 END, \
+                     approval_rt_lmp_cents = d.lmp, \
+                     approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE $8 END, \
+                     reject_reason = d.reason \
+                 FROM d WHERE o.id = d.id AND o.status = '{pending}' \
+                 RETURNING o.id, d.status, d.details) \
+             INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
+             SELECT id, '{pending}', status, $6, $9, details FROM u ORDER BY id \
+             RETURNING order_id",
+        ))
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<Text>, _>(&statuses)
+        .bind::<Array<Nullable<BigInt>>, _>(&lmps)
+        .bind::<Array<Nullable<Text>>, _>(&reasons)
+        .bind::<Array<Text>, _>(&details)
+        .bind::<Timestamp, _>(at.naive_utc())
+        .bind::<Timestamp, _>(rt_interval_start(at).naive_utc())
+        .bind::<Text, _>(RT_SOURCE)
+        .bind::<Text, _>(actor)
+        .load(conn)?;
+        let done: HashSet<String> = updated.into_iter().map(|u| u.order_id).collect();
+        Ok(settled(decided, &done, at))
+    }
+
+    fn insert_rows(
+        conn: &mut PgConnection,
+        rows: &[NewOrderRow<'_>],
+        events: &[NewEventRow<'_>],
+    ) -> Result<(), StorageError> {
+        diesel::insert_into(orders::table)
+            .values(rows)
+            .execute(conn)?;
+        diesel::insert_into(order_events::table)
+            .values(events)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// `LISTEN`s on [`DUE_CHANNEL`]. diesel hands over only notifications already received
+    /// (each look is a non-blocking `PQconsumeInput`, which also notices a dropped
+    /// connection), so the loop looks every `poll`.
+    fn watch(
+        conn: &mut PgConnection,
+        poll: Duration,
+        keep_going: &dyn Fn() -> bool,
+        on_change: &mut dyn FnMut(Option<DateTime<Utc>>),
+    ) -> Result<(), StorageError> {
+        conn.batch_execute(&format!("LISTEN {DUE_CHANNEL}"))?;
+        while keep_going() {
+            let mut earliest: Option<DateTime<Utc>> = None;
+            let mut unparsed = false;
+            for note in conn.notifications_iter() {
+                let note = note?;
+                match note
+                    .payload
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(DateTime::from_timestamp_millis)
+                {
+                    Some(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+                    None => unparsed = true,
+                }
+            }
+            if unparsed {
+                on_change(None);
+            } else if earliest.is_some() {
+                on_change(earliest);
+            }
+            std::thread::sleep(poll);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,181 @@
+//! SQLite: the zero-setup default, one file, one writer at a time. Writes begin with
+//! `BEGIN IMMEDIATE`, so the claim holds the only write lock and needs no row locks; "now" is
+//! the process clock; a batch travels as one JSON array read with `json_each`; other
+//! connections' commits are noticed through `PRAGMA data_version`.
+
+use super::{claimable_sql, Backend, DueRange};
+use crate::claim::{settled, Decided};
+use crate::error::StorageError;
+use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
+use crate::schema::{order_events, orders};
+use ::orders::{rt_interval_start, Order, OrderStatus, RT_SOURCE};
+use chrono::{DateTime, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+/// The SQLite backend.
+pub(crate) struct Sqlite;
+
+impl Backend for Sqlite {
+    type Conn = SqliteConnection;
+
+    /// `busy_timeout` first: switching to WAL needs a lock another connection may hold.
+    fn configure(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+        Ok(conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )?)
+    }
+
+    fn migrate(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+        conn.run_pending_migrations(MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
+    /// `BEGIN IMMEDIATE` takes the write lock up front (waiting up to `busy_timeout`): a
+    /// deferred transaction that reads before it writes could otherwise fail with "database is
+    /// locked" without waiting.
+    fn begin_write(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+        Ok(AnsiTransactionManager::begin_transaction_sql(
+            conn,
+            "BEGIN IMMEDIATE",
+        )?)
+    }
+
+    fn select_claimable(
+        conn: &mut SqliteConnection,
+        range: DueRange,
+        limit: i64,
+    ) -> Result<Vec<OrderRow>, StorageError> {
+        let until = range.until.unwrap_or_else(|| Utc::now().naive_utc());
+        Ok(orders::table
+            .select(ORDER_COLUMNS)
+            .filter(diesel::dsl::sql::<Bool>(claimable_sql()))
+            .filter(orders::hour_start_utc.ge(range.from))
+            .filter(orders::hour_start_utc.le(until))
+            .order(orders::hour_start_utc.asc())
+            .limit(limit)
+            .load(conn)?)
+    }
+
+    /// The batch travels as one JSON array, read back with `json_each`: one UPDATE joined on it
+    /// (forced onto the primary-key index, else the planner walks every pending order and scans
+    /// the array for each) and one INSERT of the events, whatever the batch size. The immediate
+    /// transaction already holds the only write lock; the PENDING condition still guards
+    /// against any other writer, and events are written only for updated rows.
+    fn apply_batch(
+        conn: &mut SqliteConnection,
+        decided: Vec<(Order, Decided)>,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<Vec<Order>, StorageError> {
+        #[derive(QueryableByName)]
+        struct Updated {
+            #[diesel(sql_type = Text)]
+            id: String,
+        }
+        let rows = |keep: &dyn Fn(&Order) -> bool| -> String {
+            let items: Vec<serde_json::Value> = decided
+                .iter()
+                .filter(|(o, _)| keep(o))
+                .map(|(o, d)| {
+                    let (lmp, reason) = d.decision.lmp_or_reason();
+                    serde_json::json!({
+                        "id": o.id, "status": d.decision.status().as_str(),
+                        "lmp": lmp.map(|p| p.scaled()), "reason": reason,
+                        "details": d.details.to_string(),
+                    })
+                })
+                .collect();
+            serde_json::Value::Array(items).to_string()
+        };
+        let pending = OrderStatus::Pending.as_str();
+        let batch = rows(&|_| true);
+        let updated: Vec<Updated> = diesel::sql_query(format!(
+            "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
+                 value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1)) \
+             UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
+             SET status = d.status, approved_at = ?2, \
+                 approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END, \
+                 approval_rt_lmp_cents = d.lmp, \
+                 approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END, \
+                 reject_reason = d.reason \
+             FROM d WHERE orders.id = d.id AND orders.status = '{pending}' \
+             RETURNING orders.id",
+        ))
+        .bind::<Text, _>(&batch)
+        .bind::<Timestamp, _>(at.naive_utc())
+        .bind::<Timestamp, _>(rt_interval_start(at).naive_utc())
+        .bind::<Text, _>(RT_SOURCE)
+        .load(conn)?;
+        let done: HashSet<String> = updated.into_iter().map(|u| u.id).collect();
+        let events = if done.len() == decided.len() {
+            batch
+        } else {
+            rows(&|o| done.contains(&o.id))
+        };
+        diesel::sql_query(format!(
+            "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
+             SELECT value ->> 'id', '{pending}', value ->> 'status', ?1, ?2, value ->> 'details' \
+             FROM json_each(?3) ORDER BY key",
+        ))
+        .bind::<Timestamp, _>(at.naive_utc())
+        .bind::<Text, _>(actor)
+        .bind::<Text, _>(&events)
+        .execute(conn)?;
+        Ok(settled(decided, &done, at))
+    }
+
+    fn insert_rows(
+        conn: &mut SqliteConnection,
+        rows: &[NewOrderRow<'_>],
+        events: &[NewEventRow<'_>],
+    ) -> Result<(), StorageError> {
+        diesel::insert_into(orders::table)
+            .values(rows)
+            .execute(conn)?;
+        diesel::insert_into(order_events::table)
+            .values(events)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// `PRAGMA data_version` changes when any other connection, in this process or another,
+    /// commits; reading it touches only shared memory, so looking every `poll` costs next to
+    /// nothing. A change may be an insert, so the caller re-reads the next due time.
+    fn watch(
+        conn: &mut SqliteConnection,
+        poll: Duration,
+        keep_going: &dyn Fn() -> bool,
+        on_change: &mut dyn FnMut(Option<DateTime<Utc>>),
+    ) -> Result<(), StorageError> {
+        #[derive(QueryableByName)]
+        struct Version {
+            #[diesel(sql_type = BigInt)]
+            data_version: i64,
+        }
+        let read = |conn: &mut SqliteConnection| -> Result<i64, StorageError> {
+            Ok(diesel::sql_query("PRAGMA data_version")
+                .get_result::<Version>(conn)?
+                .data_version)
+        };
+        let mut seen = read(conn)?;
+        while keep_going() {
+            std::thread::sleep(poll);
+            let now = read(conn)?;
+            if now != seen {
+                seen = now;
+                on_change(None);
+            }
+        }
+        Ok(())
+    }
+}

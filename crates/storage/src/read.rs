@@ -1,0 +1,250 @@
+//! Reading orders and their history: one order, listings, the event log, P&L totals.
+
+use crate::error::StorageError;
+use crate::models::{EventRow, OrderRow, ORDER_COLUMNS};
+use crate::connection::DbConnection;
+use crate::schema::{order_events, orders};
+use crate::store::{naive, Store};
+use ::orders::{Order, OrderEvent, OrderStatus, Pnl, Side};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl::{count_star, sql};
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use serde::Serialize;
+
+/// Filters for [`Store::list_orders`].
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    /// Only this status.
+    pub status: Option<OrderStatus>,
+    /// Only this side.
+    pub side: Option<Side>,
+    /// Only this location.
+    pub location: Option<String>,
+    /// Due at or after.
+    pub due_from: Option<DateTime<Utc>>,
+    /// Due before.
+    pub due_to: Option<DateTime<Utc>>,
+}
+
+/// A page of orders, newest first, and the cursor of the next page.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderPage {
+    /// At most `limit` orders.
+    pub orders: Vec<Order>,
+    /// Pass as `cursor` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// P&L totals over every order matching a location filter.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PnlTotals {
+    /// Orders still pending.
+    pub open_count: i64,
+    /// Orders no longer pending.
+    pub closed_count: i64,
+    /// Approved (or cleared) orders.
+    pub approved_count: i64,
+    /// Rejected orders.
+    pub rejected_count: i64,
+    /// Cancelled orders.
+    pub cancelled_count: i64,
+    /// Sum of every closed position's P&L, exact.
+    pub total_pnl: Pnl,
+}
+
+/// An event with its order's due time, as the event stream sends it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventWithDue {
+    /// The history line.
+    #[serde(flatten)]
+    pub event: OrderEvent,
+    /// The order's due time.
+    #[serde(with = "::orders::time::serde_ms")]
+    pub hour_start_utc: DateTime<Utc>,
+}
+
+impl Store {
+    /// One order by id.
+    pub fn get_order(&self, id: &str) -> Result<Order, StorageError> {
+        get_order(&mut *self.checkout()?, id)
+    }
+
+    /// An order's whole history, oldest first.
+    pub fn order_events(&self, order_id: &str) -> Result<Vec<OrderEvent>, StorageError> {
+        order_events::table
+            .filter(order_events::order_id.eq(order_id))
+            .order(order_events::id.asc())
+            .load::<EventRow>(&mut *self.checkout()?)?
+            .into_iter()
+            .map(EventRow::decode)
+            .collect()
+    }
+
+    /// Events with an id above `after_id`, oldest first, with their orders' due times.
+    pub fn events_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<EventWithDue>, StorageError> {
+        let rows = order_events::table
+            .inner_join(orders::table)
+            .filter(order_events::id.gt(after_id))
+            .order(order_events::id.asc())
+            .limit(limit)
+            .select((order_events::all_columns, orders::hour_start_utc))
+            .load::<(EventRow, NaiveDateTime)>(&mut *self.checkout()?)?;
+        rows.into_iter()
+            .map(|(e, due)| {
+                Ok(EventWithDue {
+                    event: e.decode()?,
+                    hour_start_utc: due.and_utc(),
+                })
+            })
+            .collect()
+    }
+
+    /// Highest event id so far (0 when there is none).
+    pub fn last_event_id(&self) -> Result<i64, StorageError> {
+        let max: Option<i64> = order_events::table
+            .select(diesel::dsl::max(order_events::id))
+            .first(&mut *self.checkout()?)?;
+        Ok(max.unwrap_or(0))
+    }
+
+    /// The seed's listing: open (PENDING) and closed (everything else) orders, newest first
+    /// (by id: UUIDv7 ids sort by creation time).
+    pub fn fetch_orders(
+        &self,
+        limit_open: i64,
+        limit_closed: i64,
+        location: Option<&str>,
+    ) -> Result<(Vec<Order>, Vec<Order>), StorageError> {
+        let mut conn = self.checkout()?;
+        let mut open = orders::table
+            .select(ORDER_COLUMNS)
+            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+            .order(orders::id.desc())
+            .limit(limit_open)
+            .into_boxed();
+        let mut closed = orders::table
+            .select(ORDER_COLUMNS)
+            .filter(orders::status.ne(OrderStatus::Pending.as_str()))
+            .order(orders::id.desc())
+            .limit(limit_closed)
+            .into_boxed();
+        if let Some(loc) = location {
+            open = open.filter(orders::location.eq(loc.to_string()));
+            closed = closed.filter(orders::location.eq(loc.to_string()));
+        }
+        let open = decode_all(open.load::<OrderRow>(&mut *conn)?)?;
+        let closed = decode_all(closed.load::<OrderRow>(&mut *conn)?)?;
+        Ok((open, closed))
+    }
+
+    /// Orders matching `filter`, newest first (by id, which is time-ordered), `limit` per page,
+    /// continuing after `cursor` (the last id of the previous page).
+    pub fn list_orders(
+        &self,
+        filter: &OrderFilter,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<OrderPage, StorageError> {
+        let mut q = orders::table.select(ORDER_COLUMNS).into_boxed();
+        if let Some(s) = filter.status {
+            q = q.filter(orders::status.eq(s.as_str()));
+        }
+        if let Some(s) = filter.side {
+            q = q.filter(orders::side.eq(s.as_str()));
+        }
+        if let Some(loc) = &filter.location {
+            q = q.filter(orders::location.eq(loc.clone()));
+        }
+        if let Some(t) = filter.due_from {
+            q = q.filter(orders::hour_start_utc.ge(naive(t)));
+        }
+        if let Some(t) = filter.due_to {
+            q = q.filter(orders::hour_start_utc.lt(naive(t)));
+        }
+        if let Some(c) = cursor {
+            q = q.filter(orders::id.lt(c.to_string()));
+        }
+        let mut rows = decode_all(
+            q.order(orders::id.desc())
+                .limit(limit + 1)
+                .load::<OrderRow>(&mut *self.checkout()?)?,
+        )?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        let next_cursor = if more {
+            rows.last().map(|o| o.id.clone())
+        } else {
+            None
+        };
+        Ok(OrderPage {
+            orders: rows,
+            next_cursor,
+        })
+    }
+
+    /// Totals over all orders (optionally of one location): counts by state and exact P&L.
+    pub fn pnl_totals(&self, location: Option<&str>) -> Result<PnlTotals, StorageError> {
+        // (lmp - limit) * qty * sign, summed in BIGINT: cents × thousandths of a MWh.
+        let pnl_sql = "CAST(COALESCE(SUM(CASE WHEN status IN ('APPROVED', 'CLEARED') \
+            AND approval_rt_lmp_cents IS NOT NULL THEN (approval_rt_lmp_cents - limit_price_cents) \
+            * qty_milli_mwh * (CASE WHEN side = 'BUY' THEN 1 ELSE -1 END) ELSE 0 END), 0) AS BIGINT)";
+        let count_of = |cond: &str| {
+            format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+        };
+        let mut q = orders::table
+            .select((
+                sql::<BigInt>(&count_of("status = 'PENDING'")),
+                sql::<BigInt>(&count_of("status <> 'PENDING'")),
+                sql::<BigInt>(&count_of("status IN ('APPROVED', 'CLEARED')")),
+                sql::<BigInt>(&count_of("status = 'REJECTED'")),
+                sql::<BigInt>(&count_of("status = 'CANCELLED'")),
+                sql::<BigInt>(pnl_sql),
+            ))
+            .into_boxed();
+        if let Some(loc) = location {
+            q = q.filter(orders::location.eq(loc.to_string()));
+        }
+        let (open, closed, approved, rejected, cancelled, pnl) =
+            q.first::<(i64, i64, i64, i64, i64, i64)>(&mut *self.checkout()?)?;
+        Ok(PnlTotals {
+            open_count: open,
+            closed_count: closed,
+            approved_count: approved,
+            rejected_count: rejected,
+            cancelled_count: cancelled,
+            total_pnl: Pnl::from_scaled(pnl),
+        })
+    }
+
+    /// Number of rows in `orders` and in `order_events` (for checks that nothing was written).
+    pub fn row_counts(&self) -> Result<(i64, i64), StorageError> {
+        let mut conn = self.checkout()?;
+        let o = orders::table
+            .select(count_star())
+            .first::<i64>(&mut *conn)?;
+        let e = order_events::table
+            .select(count_star())
+            .first::<i64>(&mut *conn)?;
+        Ok((o, e))
+    }
+}
+
+pub(crate) fn get_order(conn: &mut DbConnection, id: &str) -> Result<Order, StorageError> {
+    orders::table
+        .select(ORDER_COLUMNS)
+        .filter(orders::id.eq(id))
+        .first::<OrderRow>(conn)
+        .optional()?
+        .ok_or_else(|| StorageError::NotFound(id.to_string()))?
+        .decode()
+}
+
+pub(crate) fn decode_all(rows: Vec<OrderRow>) -> Result<Vec<Order>, StorageError> {
+    rows.into_iter().map(OrderRow::decode).collect()
+}
+

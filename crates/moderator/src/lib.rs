@@ -1,12 +1,28 @@
-//! The moderation policy: what happens to an order at its due time.
+//! Moderation: what happens to an order at its due time.
 //!
-//! [`decide`] is a pure function of a [`Policy`], an order and a random number generator: with
-//! the policy's probability the order is approved at a real-time LMP drawn uniformly from
-//! `base ± variance` (whole cents, never below 0.01), otherwise it is rejected with one of the
-//! seed's four market reasons. It does no IO and reads no clock, so it cannot fail.
+//! A [`ModerationPolicy`] decides an order, asking a [`PriceSource`] for the real-time price of
+//! the order's location in the interval containing its due time, and returns an [`Outcome`]:
+//! the [`orders::Decision`] plus the [`Quote`] behind it (which source, which interval), so
+//! storage can record `approval_rt_source` and `approval_rt_interval_start_utc`. A
+//! [`Moderator`] pairs a policy with a source; [`ModerationConfig`] builds one from flag values.
 //!
-//! [`order_rng`] derives an order's generator from `(seed, order id)` alone, which makes an
-//! outcome reproducible on every run, instance and batch order when a seed is configured.
+//! | policy | rule |
+//! |---|---|
+//! | [`RandomPolicy`] (`random`, the default) | approve with a probability (0.7) at the source's price, else one of the four market reasons |
+//! | [`ClearingPolicy`] (`clearing`) | BUY iff price ≤ limit, SELL iff price ≥ limit (equality clears), else "Price outside acceptable range"; optional extra liquidity/grid rejections |
+//!
+//! | source | prices |
+//! |---|---|
+//! | [`SimulatedPrices`] (`simulated`, `SIMULATED_RT`) | uniform in 40 ± 10 $/MWh to the cent, at least 0.01, 5-minute intervals |
+//! | [`FilePrices`] (`file:PATH`, `FILE:<name>`) | hourly LMPs from a CSV, PJM Data Miner 2 `rt_hrl_lmps` columns by default |
+//!
+//! Policies and lookups do no IO and read no clock, so a decision cannot fail. With a seed an
+//! outcome depends only on (seed, order id, policy, prices): [`order_rng`] hashes the id with
+//! FNV-1a, mixes in the seed with SplitMix64 and seeds ChaCha8, all fixed algorithms. The only
+//! IO is loading a price file, once, when the source is built ([`price::file`]).
+//!
+//! The original API stays: [`decide`] with a [`Policy`] is the random policy over the simulated
+//! source, bit for bit the decisions it made before policies were pluggable.
 //!
 //! ```
 //! use moderator::{decide, order_rng, Policy};
@@ -15,9 +31,34 @@
 //! let decision = decide(&policy, &order, &mut order_rng(42, &order.id));
 //! assert_eq!(decision, decide(&policy, &order, &mut order_rng(42, &order.id)));
 //! ```
+//!
+//! A clearing policy over recorded prices:
+//!
+//! ```
+//! use moderator::{ClearingPolicy, ColumnMap, FilePrices, Moderator, order_rng};
+//! let csv = "datetime_beginning_utc,pnode_name,total_lmp_rt\n1/1/1970 12:00:00 AM,PJM-RTO,39.991\n";
+//! let prices = FilePrices::from_reader(csv.as_bytes(), &ColumnMap::default(), "FILE:lmps.csv")?;
+//! let moderator = Moderator::new(ClearingPolicy::default(), prices);
+//! let order = moderator::example_order(); // BUY at 40.00, PJM-RTO, due 1970-01-01T00:00Z
+//! let outcome = moderator.decide(&order, &mut order_rng(1, &order.id));
+//! assert_eq!(outcome.decision, orders::Decision::Approved { rt_lmp: orders::Price::from_scaled(3999) });
+//! assert_eq!(outcome.rt_source(), Some("FILE:lmps.csv"));
+//! # Ok::<(), moderator::FileError>(())
+//! ```
 
-use orders::{Decision, Order, Price, REJECT_REASONS};
-use rand::{Rng, RngExt, SeedableRng};
+pub mod config;
+pub mod policy;
+pub mod price;
+
+pub use config::{ConfigError, ModerationConfig, Moderator, PolicyKind, PriceSourceSpec};
+pub use policy::{ClearingPolicy, ModerationPolicy, Outcome, RandomPolicy};
+pub use price::{
+    ColumnMap, FileError, FilePrices, NoPrice, PriceSource, Quote, RtPrice, SimulatedPrices,
+    WithFallback,
+};
+
+use orders::{Decision, Order, Price};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
@@ -27,6 +68,9 @@ pub enum PolicyError {
     /// The approval probability must be a number in [0, 1].
     #[error("approval_probability must be between 0 and 1, got {0}")]
     Probability(f64),
+    /// A clearing policy's extra rejection rate must be a number in [0, 1].
+    #[error("rejection_rate must be between 0 and 1, got {0}")]
+    RejectionRate(f64),
     /// Base and variance must be finite, non-negative, with at most two decimals.
     #[error("{field} must be a finite number >= 0 with at most 2 decimals, got {value}")]
     Price {
@@ -37,7 +81,9 @@ pub enum PolicyError {
     },
 }
 
-/// How orders are moderated. Built through [`Policy::new`], so it is always valid.
+/// The original policy's parameters: approval probability, LMP base and variance. Built
+/// through [`Policy::new`], so it is always valid. It splits into a [`RandomPolicy`]
+/// ([`Policy::random_policy`]) and [`SimulatedPrices`] ([`Policy::simulated_prices`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Policy {
     approval_probability: f64,
@@ -93,27 +139,36 @@ impl Policy {
     pub fn rt_lmp_variance(&self) -> Price {
         self.rt_lmp_variance
     }
+
+    /// The approval part: a [`RandomPolicy`] with this probability.
+    pub fn random_policy(&self) -> RandomPolicy {
+        // The probability was validated by `new`; the fallback is unreachable.
+        RandomPolicy::new(self.approval_probability).unwrap_or_default()
+    }
+
+    /// The price part: [`SimulatedPrices`] over `base ± variance`.
+    pub fn simulated_prices(&self) -> SimulatedPrices {
+        SimulatedPrices::new(self.rt_lmp_base, self.rt_lmp_variance)
+    }
 }
 
-/// Decides one order: approved at an LMP, or rejected with a reason.
+/// Decides one order the original's way: the [`RandomPolicy`] over [`SimulatedPrices`], both
+/// taken from `policy`.
 ///
-/// The LMP is a whole number of cents drawn uniformly from `[base - variance, base + variance]`
-/// and floored at one cent; the order itself does not influence the draw (the parameter is there
-/// so that richer policies can look at it without changing callers).
-pub fn decide<R: Rng + ?Sized>(policy: &Policy, _order: &Order, rng: &mut R) -> Decision {
-    if rng.random_bool(policy.approval_probability) {
-        let base = policy.rt_lmp_base.scaled();
-        let var = policy.rt_lmp_variance.scaled();
-        let cents = rng.random_range(base - var..=base + var).max(1);
-        Decision::Approved {
-            rt_lmp: Price::from_scaled(cents),
-        }
-    } else {
-        let reason = REJECT_REASONS[rng.random_range(0..REJECT_REASONS.len())];
-        Decision::Rejected {
-            reason: reason.to_string(),
-        }
-    }
+/// With the policy's probability the order is approved at a whole number of cents drawn
+/// uniformly from `[base - variance, base + variance]` and floored at one cent, otherwise it is
+/// rejected with one of the four market reasons. The order itself does not influence the draw.
+/// Use [`decide_outcome`] (or a [`Moderator`]) to learn the source and interval too.
+pub fn decide<R: Rng + ?Sized>(policy: &Policy, order: &Order, rng: &mut R) -> Decision {
+    decide_outcome(policy, order, rng).into()
+}
+
+/// [`decide`], with the quote behind the decision.
+pub fn decide_outcome<R: Rng + ?Sized>(policy: &Policy, order: &Order, rng: &mut R) -> Outcome {
+    let mut rng = rng;
+    policy
+        .random_policy()
+        .decide(order, &policy.simulated_prices(), &mut rng)
 }
 
 /// A generator that depends only on `(seed, order_id)`.
@@ -137,7 +192,8 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// An order for examples and tests (its fields do not affect [`decide`]).
+/// An order for examples and tests: BUY 1 MWh at 40.00 $/MWh, `PJM-RTO`, due at the Unix
+/// epoch (its fields do not affect [`decide`]).
 #[doc(hidden)]
 pub fn example_order() -> Order {
     use orders::{LocationType, Market, OrderStatus, Quantity, Side};

@@ -1,7 +1,7 @@
 //! Seeded decisions pinned to the values the moderator produced before policies and price
 //! sources became pluggable, so a refactor cannot silently change a reproducible run.
 
-use moderator::{decide, example_order, order_rng, Policy};
+use moderator::{decide, example_order, order_rng, Moderator, Policy};
 use orders::Decision;
 
 /// A decision as compact text: `A<cents>` or `R<reason>`.
@@ -82,6 +82,17 @@ fn decide_reproduces_the_pinned_decisions() {
         }
         let got = digest(&policy, |p, o, seed| {
             decide(p, o, &mut order_rng(seed, &o.id))
+        });
+        assert_eq!(got, want_digest, "{policy:?}");
+    }
+}
+
+#[test]
+fn the_random_policy_over_simulated_prices_reproduces_them_too() {
+    for (policy, want_digest, _) in policies() {
+        let moderator = Moderator::new(policy.random_policy(), policy.simulated_prices());
+        let got = digest(&policy, |_, o, seed| {
+            moderator.decide(o, &mut order_rng(seed, &o.id)).into()
         });
         assert_eq!(got, want_digest, "{policy:?}");
     }

@@ -243,7 +243,7 @@ pub fn baseline_update(store: &Store) -> Result<usize, StorageError> {
         DbConnection::Pg(pg) => diesel::sql_query(format!(
             "UPDATE orders o SET {set} FROM ( \
                  SELECT ctid AS t, floor(random() * {DRAW_SCALE})::bigint AS r FROM orders \
-                 WHERE status = 'PENDING' AND hour_start_utc <= $1) d \
+                 WHERE status = 'PENDING' AND parked_reason IS NULL AND hour_start_utc <= $1) d \
              WHERE o.ctid = d.t",
         ))
         .bind::<Timestamp, _>(naive(now))
@@ -254,7 +254,7 @@ pub fn baseline_update(store: &Store) -> Result<usize, StorageError> {
                 // MATERIALIZED: a flattened subquery would draw again at every use of d.r.
                 "WITH d AS MATERIALIZED ( \
                      SELECT rowid AS t, abs(random() % {DRAW_SCALE}) AS r FROM orders \
-                     WHERE status = 'PENDING' AND hour_start_utc <= ?1) \
+                     WHERE status = 'PENDING' AND parked_reason IS NULL AND hour_start_utc <= ?1) \
                  UPDATE orders SET {set} FROM d WHERE orders.rowid = d.t",
             )
             .replace('$', "?"),
@@ -298,14 +298,14 @@ pub fn baseline_events(store: &Store) -> Result<usize, StorageError> {
     Ok(n)
 }
 
-/// Whether any claimable (PENDING, not parked) order is left. Ordered by due time so that
-/// it walks the `(status, hour_start_utc)` index: without the order, Postgres (whose
-/// statistics say most rows are PENDING) picks a sequential scan that reads thousands of
-/// pages per call once the front of the table has been moderated.
+/// Whether any claimable (PENDING, not parked) order is left: one probe of the claimable
+/// index (ordered by due time, so that Postgres, whose statistics say most rows are PENDING,
+/// does not pick a sequential scan).
 pub fn any_pending(store: &Store) -> Result<bool, StorageError> {
     let found = orders::table
-        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-        .filter(orders::parked_reason.is_null())
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            crate::backend::claimable_sql(),
+        ))
         .order(orders::hour_start_utc.asc())
         .select(orders::id)
         .first::<String>(&mut *store.conn()?)

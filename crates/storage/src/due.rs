@@ -7,11 +7,10 @@
 //! within a window" one range. Only [`Store::book_counts`] counts the whole pending book; it is
 //! meant to be cached by its caller.
 
-use crate::backend::claimable_sql;
+use crate::backend::{claimable_sql, parked_sql};
 use crate::error::StorageError;
 use crate::schema::orders;
 use crate::store::{naive, Store};
-use ::orders::OrderStatus;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDateTime, Utc};
 use diesel::dsl::{count_star, min, sql};
 use diesel::prelude::*;
@@ -114,8 +113,7 @@ impl Store {
             .select(count_star())
             .first::<i64>(&mut *conn)?;
         let parked = orders::table
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .filter(orders::parked_reason.is_not_null())
+            .filter(sql::<Bool>(parked_sql()))
             .select(count_star())
             .first::<i64>(&mut *conn)?;
         Ok(BookCounts {
@@ -154,8 +152,7 @@ impl Store {
     /// Pending orders set aside by the scheduler, with the reason, at most `limit`.
     pub fn parked_orders(&self, limit: i64) -> Result<Vec<(String, String)>, StorageError> {
         let rows = orders::table
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .filter(orders::parked_reason.is_not_null())
+            .filter(sql::<Bool>(parked_sql()))
             .select((orders::id, orders::parked_reason.assume_not_null()))
             .order(orders::id.asc())
             .limit(limit)

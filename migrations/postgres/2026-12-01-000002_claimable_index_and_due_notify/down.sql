@@ -1,3 +1,5 @@
 DROP TRIGGER orders_notify_due ON orders;
 DROP FUNCTION order_scheduler_notify_due();
+DROP INDEX orders_parked;
+CREATE INDEX orders_status_due ON orders (status, hour_start_utc);
 DROP INDEX orders_claimable_due;

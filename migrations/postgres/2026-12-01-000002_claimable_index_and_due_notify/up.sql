@@ -4,6 +4,11 @@
 -- lookup per row. Moderated rows leave it (their new version does not match the predicate).
 CREATE INDEX orders_claimable_due ON orders (hour_start_utc)
     WHERE status = 'PENDING' AND parked_reason IS NULL;
+-- The old index is dropped: planners preferred it to the partial one (it matches the status
+-- equality as a key column), and every write paid for maintaining both.
+DROP INDEX orders_status_due;
+-- Parked orders, for the operator's listing and the status's count.
+CREATE INDEX orders_parked ON orders (id) WHERE status = 'PENDING' AND parked_reason IS NOT NULL;
 
 -- Every instance's scheduler listens on this channel, so an order inserted by any process
 -- (another instance, the CLI, a script) re-arms their timers. One notification per statement,

@@ -108,3 +108,14 @@ pub(crate) fn claimable_sql() -> &'static str {
         )
     })
 }
+
+/// Parked orders, spelled to match the partial index `orders_parked`.
+pub(crate) fn parked_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "status = '{}' AND parked_reason IS NOT NULL",
+            ::orders::OrderStatus::Pending.as_str()
+        )
+    })
+}

@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests that drive the real `order-scheduler` binary as a child
 //! process: find the binary, start it on a free port, wait until it answers, signal it, and
-//! read its memory use.
+//! read its memory use; and [`memory`], which tells a leak from caches filling up.
+
+pub mod memory;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -23,9 +23,14 @@ fn main() -> ExitCode {
     let from_env = std::env::var("TEST_DATABASE_URL").ok();
     let url = from_env.clone().unwrap_or_else(|| DEFAULT_PG.to_string());
     let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    let source = if from_env.is_some() {
+        "TEST_DATABASE_URL"
+    } else {
+        "the default; TEST_DATABASE_URL is unset"
+    };
     match PgConnection::establish(&url) {
         Ok(_) => {
-            println!("\nPostgres tests: ran against {url} (TEST_DATABASE_URL).\n");
+            println!("\nPostgres tests: ran against {url} ({source}).\n");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -35,11 +40,6 @@ fn main() -> ExitCode {
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
-            let source = if from_env.is_some() {
-                "TEST_DATABASE_URL"
-            } else {
-                "the default; TEST_DATABASE_URL is unset"
-            };
             let mut lines = vec![
                 String::new(),
                 if required {

@@ -3,7 +3,7 @@
 //! A [`PriceSource`] answers "what was the price at this location in the interval containing
 //! this instant?" ([`PriceSource::price`]) and the range questions of the market routes
 //! ([`PriceSource::latest_at_or_before`], [`PriceSource::range`]). Lookups are pure: a source
-//! that reads a file does so once, when it is built ([`file`]), and answers from memory.
+//! that reads a file does so once, when it is built ([`mod@file`]), and answers from memory.
 //!
 //! - [`SimulatedPrices`]: the original's model, uniform in `base ± variance` to the cent,
 //!   drawn from the order's generator so a seeded run is reproducible.

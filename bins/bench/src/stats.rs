@@ -1,4 +1,5 @@
-//! Small statistics: percentiles of samples and median (min–max) summaries of repeated runs.
+//! Small statistics: median (min–max) summaries of repeated runs, the load average, and the
+//! percentile of samples (re-exported from the scheduler, whose status uses the same one).
 
 use serde::Serialize;
 
@@ -46,14 +47,9 @@ impl Summary {
     }
 }
 
-/// Nearest-rank percentile (`p` in 0..=100) of sorted samples; `None` when there are none.
-pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
+/// The workspace's one percentile definition (nearest rank, `p` in percent), shared with the
+/// scheduler's status so that a p99 means the same in both.
+pub use scheduler::stats::percentile;
 
 /// The 1-minute load average (`/proc/loadavg`), to show how busy the shared machine was.
 pub fn loadavg_1m() -> f64 {
@@ -73,12 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_and_medians() {
-        let v: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50));
-        assert_eq!(percentile(&v, 99.0), Some(99));
-        assert_eq!(percentile(&v, 100.0), Some(100));
-        assert_eq!(percentile::<i64>(&[], 50.0), None);
+    fn medians() {
         let s = Summary::of(&[3.0, 1.0, 2.0]).map(|s| (s.median, s.min, s.max));
         assert_eq!(s, Some((2.0, 1.0, 3.0)));
         assert_eq!(Summary::of(&[1.0, 2.0]).map(|s| s.median), Some(1.5));

@@ -7,7 +7,7 @@ use orders::{Decision, Order};
 use serde_json::json;
 use storage::{ClaimScope, Decided, StorageError, Store};
 
-use crate::report::{Grouper, HourReport};
+use crate::report::{DueReport, Grouper};
 
 /// Builds the decision closure for claims: seeded per order when `seed` is set (so an outcome
 /// depends on nothing but seed, id and policy), else drawn from the thread's fast generator.
@@ -38,21 +38,21 @@ pub(crate) fn decider(
     }
 }
 
-/// Moderates every pending order due at exactly `hour`, now, whatever the scheduler is doing
-/// (the seed's `POST /orders/moderate/{hour}` and the `moderate --hour` command). Safe beside
-/// running schedulers: claims never overlap, and each order is moderated once.
-pub fn moderate_hour(
+/// Moderates every pending order due at exactly `due`, now, whatever the scheduler is doing
+/// (the original system's `POST /orders/moderate/{hour}` and the `moderate --hour` command).
+/// Safe beside running schedulers: claims never overlap, and each order is moderated once.
+pub fn moderate_due_time(
     store: &Store,
     policy: &Policy,
     seed: Option<u64>,
-    hour: DateTime<Utc>,
+    due: DateTime<Utc>,
     actor: &str,
     batch_size: usize,
-) -> Result<HourReport, StorageError> {
-    let mut grouper = Grouper::with_hours(1);
+) -> Result<DueReport, StorageError> {
+    let mut grouper = Grouper::with_due_times(1);
     let mut decide = decider(*policy, seed);
     loop {
-        let r = store.claim_and_apply(ClaimScope::Hour(hour), batch_size, actor, &mut decide)?;
+        let r = store.claim_and_apply(ClaimScope::Hour(due), batch_size, actor, &mut decide)?;
         grouper.add(&r.moderated, true);
         if r.claimed() < batch_size.max(1) {
             break;
@@ -63,14 +63,14 @@ pub fn moderate_hour(
     log::info!(
         "✅ Moderated {} orders for {} by {actor}: {approved} approved, {rejected} rejected",
         grouper.processed,
-        orders::format_ms(&hour)
+        orders::format_ms(&due)
     );
     Ok(grouper
-        .into_hours()
+        .into_reports()
         .into_iter()
         .next()
-        .unwrap_or(HourReport {
-            hour_start_utc: hour,
+        .unwrap_or(DueReport {
+            hour_start_utc: due,
             total_orders: 0,
             approved: 0,
             rejected: 0,

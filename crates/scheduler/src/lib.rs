@@ -1,10 +1,10 @@
 //! The order scheduler: moderates pending orders at their exact due time, exactly once, with
 //! no coordinator between instances.
 //!
-//! One named thread runs a loop that sleeps until the earliest pending due time (or the check
-//! interval, whichever is sooner), then claims due orders in bounded batches through
-//! [`storage::Store::claim_and_apply`], decides each with the [`moderator`], and writes the
-//! statuses and their history in the same transaction. Commands (start, stop, wake,
+//! One named thread runs a loop (the worker) that sleeps until the earliest pending due time
+//! (or the check interval, whichever is sooner), then claims due orders in bounded batches
+//! through [`storage::Store::claim_and_apply`], decides each with the [`moderator`], and writes
+//! the statuses and their history in the same transaction. Commands (start, stop, wake,
 //! force-run) reach it over a channel and wake it at once. It needs no async runtime and no
 //! web framework, so any service can embed it:
 //!
@@ -25,20 +25,37 @@
 //! ```
 //!
 //! # Layout
-//! - `actor`: [`Scheduler`] (the handle), its builder, and the loop.
-//! - `decide`: the decision closure and [`moderate_hour`].
-//! - `report`: [`Status`] and the seed's report shapes.
+//! - `handle`: [`Scheduler`] (the handle), its builder, [`Liveness`].
+//! - `worker`: the loop on the thread, its commands, deadline and backoff.
+//! - `pass`: one pass, its logging, failure handling and parking.
+//! - `shared`: the state the handle reads and the worker writes; the [`Status`] snapshot.
+//! - [`stats`]: the workspace's one [`percentile`](stats::percentile), the lateness window.
+//! - `event`: [`SchedulerEvent`] and [`Observer`]; `error`: [`SchedulerError`], [`PassError`].
+//! - `decide`: the decision closure and [`moderate_due_time`].
+//! - `report`: [`Status`] and the original system's report shapes.
 //!
-//! **Invariant:** the loop never moderates anything outside a claim transaction, so the
+//! **Invariant:** the worker never moderates anything outside a claim transaction, so the
 //! exactly-once guarantee is storage's, and holds across threads, processes and crashes.
 
-mod actor;
 mod decide;
+mod error;
+mod event;
+mod handle;
+mod pass;
 mod report;
+mod shared;
+pub mod stats;
+mod worker;
 
-pub use actor::{Observer, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent};
-pub use decide::moderate_hour;
+pub use decide::moderate_due_time;
+pub use error::{PassError, SchedulerError};
+pub use event::{Observer, SchedulerEvent};
+pub use handle::{Liveness, Scheduler, SchedulerBuilder};
 pub use report::{
-    HourReport, HourResult, LatenessSummary, ParkedOrder, PassReport, Status, HOUR_LIST_CAP,
+    DueReport, DueResult, LatenessSummary, ParkedOrder, PassReport, Status, DUE_LIST_CAP,
     ORDER_LIST_CAP,
 };
+
+/// [`moderate_due_time`] under its former name, kept only because the server
+/// (`bins/server/src/cli.rs`, `routes/seed.rs`) still calls it; remove once they rename.
+pub use decide::moderate_due_time as moderate_hour;

@@ -1,21 +1,26 @@
-//! What a pass or a manual moderation did, in the seed's JSON shapes, and the scheduler status.
+//! What a pass or a manual moderation did, in the original system's JSON shapes, and the
+//! scheduler status.
+//!
+//! The serialized field names are a compatibility contract (`docs/DESIGN.md`): the Rust names
+//! say "due" where the JSON says "hour" (`hour_start_utc`), because a due time has millisecond
+//! precision, but the JSON keeps the original names.
 
 use chrono::{DateTime, Utc};
 use orders::{time::serde_ms, Order, OrderStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The seed's `moderation_result`: one due time's orders and how they were decided.
+/// The original system's `moderation_result`: one due time's orders and how they were decided.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HourReport {
-    /// The due time.
+pub struct DueReport {
+    /// The due time the orders shared (ms precision; the JSON keeps the original name).
     #[serde(with = "serde_ms")]
     pub hour_start_utc: DateTime<Utc>,
     /// Orders moderated for this due time.
     pub total_orders: usize,
-    /// Of which approved.
+    /// Of `total_orders`, how many were approved.
     pub approved: usize,
-    /// Of which rejected.
+    /// Of `total_orders`, how many were rejected.
     pub rejected: usize,
     /// `approved / total_orders`, 0 when there were none.
     pub approval_rate: f64,
@@ -27,29 +32,30 @@ pub struct HourReport {
 /// counts are always complete.
 pub const ORDER_LIST_CAP: usize = 1_000;
 
-/// The seed's force-run entry: one due time.
+/// The original system's force-run entry: one due time.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HourResult {
-    /// The due time.
+pub struct DueResult {
+    /// The due time (repeated from `moderation_result`, as the original system did).
     #[serde(with = "serde_ms")]
     pub hour_start_utc: DateTime<Utc>,
-    /// Orders moderated for it.
+    /// Orders moderated for it (equals `moderation_result.total_orders`).
     pub orders_count: usize,
-    /// The details.
-    pub moderation_result: HourReport,
+    /// Counts and the moderated orders of this due time.
+    pub moderation_result: DueReport,
 }
 
 /// Most due times listed in one report; a backlog spread over more is still counted in
 /// `processed`, and the report says it was cut.
-pub const HOUR_LIST_CAP: usize = 10_000;
+pub const DUE_LIST_CAP: usize = 10_000;
 
-/// What a forced pass did, grouped by due time as the seed's force-run reported it.
+/// What a forced pass did, grouped by due time as the original system's force-run reported
+/// it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PassReport {
-    /// Orders moderated.
+    /// Orders moderated, all due times included (also those beyond the list's cap).
     pub processed: usize,
-    /// One entry per due time, soonest first (at most [`HOUR_LIST_CAP`]).
-    pub results: Vec<HourResult>,
+    /// One entry per due time, soonest first (at most [`DUE_LIST_CAP`]).
+    pub results: Vec<DueResult>,
     /// Present (and true) only when more due times were moderated than listed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub results_truncated: bool,
@@ -62,11 +68,11 @@ pub struct PassReport {
 /// pass over a backlog of millions of distinct due times stays in constant memory.
 #[derive(Debug, Default)]
 pub(crate) struct Grouper {
-    hours: BTreeMap<DateTime<Utc>, HourReport>,
+    by_due: BTreeMap<DateTime<Utc>, DueReport>,
     /// Most distinct due times kept (0: totals only).
-    max_hours: usize,
-    /// Due times seen but not kept.
-    pub(crate) hours_dropped: bool,
+    max_due_times: usize,
+    /// Due times seen but not kept (the report says its list was cut).
+    pub(crate) truncated: bool,
     listed: usize,
     pub(crate) processed: usize,
     pub(crate) approved: usize,
@@ -74,10 +80,10 @@ pub(crate) struct Grouper {
 }
 
 impl Grouper {
-    /// Keeps per-due-time reports for at most `max_hours` due times.
-    pub(crate) fn with_hours(max_hours: usize) -> Self {
+    /// Keeps per-due-time reports for at most `max_due_times` due times.
+    pub(crate) fn with_due_times(max_due_times: usize) -> Self {
         Self {
-            max_hours,
+            max_due_times,
             ..Self::default()
         }
     }
@@ -92,14 +98,16 @@ impl Grouper {
             } else {
                 self.rejected += 1;
             }
-            if !self.hours.contains_key(&o.hour_start_utc) && self.hours.len() >= self.max_hours {
-                self.hours_dropped = true;
+            if !self.by_due.contains_key(&o.hour_start_utc)
+                && self.by_due.len() >= self.max_due_times
+            {
+                self.truncated = true;
                 continue;
             }
             let h = self
-                .hours
+                .by_due
                 .entry(o.hour_start_utc)
-                .or_insert_with(|| HourReport {
+                .or_insert_with(|| DueReport {
                     hour_start_utc: o.hour_start_utc,
                     total_orders: 0,
                     approved: 0,
@@ -121,13 +129,13 @@ impl Grouper {
     }
 
     /// Number of distinct due times so far.
-    pub(crate) fn hour_count(&self) -> usize {
-        self.hours.len()
+    pub(crate) fn due_time_count(&self) -> usize {
+        self.by_due.len()
     }
 
-    /// The per-hour reports, soonest first.
-    pub(crate) fn into_hours(self) -> Vec<HourReport> {
-        self.hours
+    /// The per-due-time reports, soonest first.
+    pub(crate) fn into_reports(self) -> Vec<DueReport> {
+        self.by_due
             .into_values()
             .map(|mut h| {
                 h.approval_rate = if h.total_orders == 0 {
@@ -140,14 +148,14 @@ impl Grouper {
             .collect()
     }
 
-    /// The seed's force-run report.
+    /// The original system's force-run report.
     pub(crate) fn into_pass_report(self) -> PassReport {
         let processed = self.processed;
-        let results_truncated = self.hours_dropped;
+        let results_truncated = self.truncated;
         let results = self
-            .into_hours()
+            .into_reports()
             .into_iter()
-            .map(|h| HourResult {
+            .map(|h| DueResult {
                 hour_start_utc: h.hour_start_utc,
                 orders_count: h.total_orders,
                 moderation_result: h,
@@ -162,7 +170,7 @@ impl Grouper {
     }
 }
 
-/// The scheduler's status: the seed's fields with the seed's names, then ours.
+/// The scheduler's status: the original system's fields with their original names, then ours.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Status {
     /// Whether the loop moderates due orders by itself (false after `stop`).
@@ -188,9 +196,9 @@ pub struct Status {
     pub batch_size: usize,
     /// Orders moderated since the thread started.
     pub processed: u64,
-    /// Of which approved.
+    /// Of `processed`, how many were approved.
     pub approved: u64,
-    /// Of which rejected.
+    /// Of `processed`, how many were rejected.
     pub rejected: u64,
     /// Passes or batches that failed (and were retried).
     pub failed: u64,
@@ -198,7 +206,7 @@ pub struct Status {
     pub panics: u64,
     /// Orders set aside because they could not be moderated (in the database, all instances).
     pub parked: Option<i64>,
-    /// Orders this instance set aside: (id, reason), most recent last.
+    /// Orders this instance set aside (the last 20), most recent last.
     pub parked_recent: Vec<ParkedOrder>,
     /// Passes run.
     pub passes: u64,
@@ -211,7 +219,8 @@ pub struct Status {
     pub next_wake: Option<DateTime<Utc>>,
     /// The last error (database outage, failed batch, panic), kept after recovery.
     pub last_error: Option<String>,
-    /// When it happened.
+    /// When `last_error` happened (not updated by an unreachable database seen by a status
+    /// read).
     #[serde(serialize_with = "serde_ms::option::serialize")]
     pub last_error_at: Option<DateTime<Utc>>,
     /// Failures in a row; 0 once a pass succeeds again.
@@ -220,23 +229,24 @@ pub struct Status {
     pub moderation_seed: Option<u64>,
 }
 
-/// An order the scheduler set aside.
+/// An order the scheduler set aside: it stays `PENDING` with `parked_reason` set, and claims
+/// skip it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ParkedOrder {
-    /// The order.
+    /// Id of the parked order.
     pub id: String,
-    /// Why.
+    /// The decode or decision failure, as stored in `parked_reason`.
     pub reason: String,
 }
 
 /// Lateness of the most recent moderations (the last 4,096), milliseconds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct LatenessSummary {
-    /// Of the last order moderated.
+    /// Lateness of the last order moderated.
     pub last: Option<i64>,
-    /// Median of the window.
+    /// Median of the window ([`percentile`](crate::stats::percentile) 50, nearest rank).
     pub p50: Option<i64>,
-    /// 99th percentile of the window.
+    /// 99th percentile of the window (nearest rank).
     pub p99: Option<i64>,
     /// Maximum of the window.
     pub max: Option<i64>,
@@ -262,18 +272,18 @@ mod tests {
     #[test]
     fn grouping_is_capped_but_totals_are_complete() {
         let orders: Vec<Order> = (0..100).map(|i| order(i, i % 2 == 0)).collect();
-        let mut counting = Grouper::with_hours(0);
+        let mut counting = Grouper::with_due_times(0);
         counting.add(&orders, false);
         assert_eq!(
             (counting.processed, counting.approved, counting.rejected),
             (100, 50, 50)
         );
         assert_eq!(
-            counting.hour_count(),
+            counting.due_time_count(),
             0,
-            "a scheduled pass keeps no per-hour state"
+            "a scheduled pass keeps no per-due-time state"
         );
-        let mut capped = Grouper::with_hours(3);
+        let mut capped = Grouper::with_due_times(3);
         capped.add(&orders, true);
         let report = capped.into_pass_report();
         assert_eq!(report.processed, 100);
@@ -281,12 +291,12 @@ mod tests {
         assert!(report.results_truncated);
         let json = serde_json::to_value(&report).unwrap_or_default();
         assert_eq!(json["results_truncated"], true);
-        let mut small = Grouper::with_hours(10);
+        let mut small = Grouper::with_due_times(10);
         small.add(&orders[..4], true);
         let json = serde_json::to_value(small.into_pass_report()).unwrap_or_default();
         assert!(
             json.get("results_truncated").is_none(),
-            "the seed's shape when nothing was cut"
+            "the original shape when nothing was cut"
         );
     }
 }

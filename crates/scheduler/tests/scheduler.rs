@@ -1,10 +1,17 @@
 //! The scheduler daemon on real databases: timing, control, faults, many instances.
+//!
+//! Tests wait on the scheduler's own signals (its [`SchedulerEvent`]s, forwarded by an
+//! observer) rather than polling the database against the clock; the time limits they pass
+//! only bound how long a broken scheduler is waited for. Sleeps remain where a test shows
+//! that nothing happens (a stopped scheduler leaves due orders alone).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use diesel::connection::SimpleConnection;
 use orders::{format_ms, NewOrder, NewOrderFields, OrderStatus};
-use scheduler::{Scheduler, SchedulerEvent};
+use scheduler::{Observer, Scheduler, SchedulerEvent};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::testing::TestDb;
@@ -21,15 +28,94 @@ fn new_order(due: DateTime<Utc>) -> NewOrder {
     .expect("valid order")
 }
 
-fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
+/// A [`SchedulerEvent`] copied off the scheduler thread.
+#[derive(Debug)]
+enum Signal {
+    /// Ids of a committed batch.
+    Moderated(Vec<String>),
+    /// A pass ended.
+    PassFinished,
+    /// This order was parked.
+    Parked(String),
+    /// A pass failed with this error text.
+    Failed(String),
+    /// Started or stopped.
+    Other,
+}
+
+impl From<&SchedulerEvent<'_>> for Signal {
+    fn from(e: &SchedulerEvent<'_>) -> Self {
+        match e {
+            SchedulerEvent::Moderated { orders, .. } => {
+                Signal::Moderated(orders.iter().map(|o| o.id.clone()).collect())
+            }
+            SchedulerEvent::PassFinished { .. } => Signal::PassFinished,
+            SchedulerEvent::Parked { id, .. } => Signal::Parked(id.to_string()),
+            SchedulerEvent::Failed { error } => Signal::Failed(error.to_string()),
+            SchedulerEvent::Started | SchedulerEvent::Stopped => Signal::Other,
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
-    done()
+}
+
+/// The receiving end of one or more schedulers' signals.
+struct Signals(Receiver<Signal>);
+
+/// An observer forwarding every event to the returned [`Signals`].
+fn signals() -> (Observer, Signals) {
+    let (tx, rx) = mpsc::channel();
+    let observer: Observer = Arc::new(move |e: &SchedulerEvent<'_>| {
+        let _ = tx.send(Signal::from(e));
+    });
+    (observer, Signals(rx))
+}
+
+impl Signals {
+    /// Receives signals until `want` accepts one; false if none did within `limit` (a stuck
+    /// or dead scheduler).
+    fn wait_for(&self, limit: Duration, mut want: impl FnMut(&Signal) -> bool) -> bool {
+        let give_up = Instant::now() + limit;
+        loop {
+            match self
+                .0
+                .recv_timeout(give_up.saturating_duration_since(Instant::now()))
+            {
+                Ok(s) if want(&s) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits until every id in `ids` was reported moderated.
+    fn wait_moderated(&self, limit: Duration, ids: &[&str]) -> bool {
+        let mut left: HashSet<&str> = ids.iter().copied().collect();
+        left.is_empty()
+            || self.wait_for(limit, |s| {
+                if let Signal::Moderated(done) = s {
+                    for id in done {
+                        left.remove(id.as_str());
+                    }
+                }
+                left.is_empty()
+            })
+    }
+
+    /// Waits until `n` orders in all were reported moderated.
+    fn wait_moderated_count(&self, limit: Duration, n: usize) -> bool {
+        let mut seen = 0;
+        n == 0
+            || self.wait_for(limit, |s| {
+                if let Signal::Moderated(done) = s {
+                    seen += done.len();
+                }
+                seen >= n
+            })
+    }
+
+    /// Waits for the end of the next pass.
+    fn wait_pass(&self, limit: Duration) -> bool {
+        self.wait_for(limit, |s| matches!(s, Signal::PassFinished))
+    }
 }
 
 fn moderation_lateness_ms(store: &Store, id: &str) -> i64 {
@@ -51,17 +137,20 @@ fn order_due_in_a_second_is_moderated_on_time(db: &TestDb) {
         .expect("insert")
         .order
         .id;
+    let (observer, signals) = signals();
     let sched = Scheduler::builder(store.clone())
         .check_interval(Duration::from_secs(30))
+        .observer(observer)
         .spawn()
         .expect("spawn");
-    let moderated = wait_until(Duration::from_secs(5), || {
-        store
-            .get_order(&id)
-            .map(|o| o.status != OrderStatus::Pending)
-            .unwrap_or(false)
-    });
-    assert!(moderated, "moderated without any force-run");
+    assert!(
+        signals.wait_moderated(Duration::from_secs(5), &[&id]),
+        "moderated without any force-run"
+    );
+    assert_ne!(
+        store.get_order(&id).expect("get").status,
+        OrderStatus::Pending
+    );
     let lateness = moderation_lateness_ms(&store, &id);
     assert!((0..1000).contains(&lateness), "lateness {lateness} ms");
     let status = sched.status();
@@ -72,8 +161,10 @@ fn order_due_in_a_second_is_moderated_on_time(db: &TestDb) {
 
 fn stopped_scheduler_leaves_orders_until_forced_or_started(db: &TestDb) {
     let store = db.store();
+    let (observer, signals) = signals();
     let sched = Scheduler::builder(store.clone())
         .check_interval(Duration::from_millis(50))
+        .observer(observer)
         .spawn()
         .expect("spawn");
     sched.stop().expect("stop");
@@ -120,10 +211,11 @@ fn stopped_scheduler_leaves_orders_until_forced_or_started(db: &TestDb) {
     );
     sched.start().expect("start");
     assert!(sched.status().running);
-    assert!(wait_until(Duration::from_secs(3), || store
-        .get_order(&later.order.id)
-        .map(|o| o.status != OrderStatus::Pending)
-        .unwrap_or(false)));
+    assert!(signals.wait_moderated(Duration::from_secs(3), &[&later.order.id]));
+    assert_ne!(
+        store.get_order(&later.order.id).expect("get").status,
+        OrderStatus::Pending
+    );
 }
 
 fn earlier_insert_rearms_the_timer(db: &TestDb) {
@@ -136,11 +228,14 @@ fn earlier_insert_rearms_the_timer(db: &TestDb) {
             "test",
         )
         .expect("insert");
+    let (observer, signals) = signals();
     let sched = Scheduler::builder(store.clone())
         .check_interval(Duration::from_secs(30))
+        .observer(observer)
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // After its first pass the scheduler sleeps towards the far deadline.
+    assert!(signals.wait_pass(Duration::from_secs(5)));
     let due = Utc::now() + ChronoDuration::milliseconds(700);
     let id = store
         .insert_order(&new_order(due), None, "test")
@@ -156,14 +251,7 @@ fn earlier_insert_rearms_the_timer(db: &TestDb) {
         .order
         .id;
     sched.wake();
-    assert!(wait_until(Duration::from_secs(3), || {
-        [&id, &id2].iter().all(|i| {
-            store
-                .get_order(i)
-                .map(|o| o.status != OrderStatus::Pending)
-                .unwrap_or(false)
-        })
-    }));
+    assert!(signals.wait_moderated(Duration::from_secs(3), &[&id, &id2]));
     for i in [&id, &id2] {
         let lateness = moderation_lateness_ms(&store, i);
         assert!(
@@ -178,20 +266,23 @@ fn three_schedulers_moderate_each_order_once(db: &TestDb) {
     let due = Utc::now() + ChronoDuration::milliseconds(500);
     let batch: Vec<NewOrder> = (0..5_000).map(|_| new_order(due)).collect();
     store.insert_orders(&batch, "test").expect("bulk insert");
+    let (observer, signals) = signals();
     let schedulers: Vec<Scheduler> = (0..3)
         .map(|i| {
             Scheduler::builder(db.store())
                 .instance_id(format!("s{i}"))
                 .batch_size(200)
                 .check_interval(Duration::from_millis(200))
+                .observer(Arc::clone(&observer))
                 .spawn()
                 .expect("spawn")
         })
         .collect();
-    assert!(wait_until(Duration::from_secs(30), || store
+    assert!(signals.wait_moderated_count(Duration::from_secs(30), 5_000));
+    let left = store
         .due_summary(Utc::now(), ChronoDuration::minutes(1))
-        .map(|s| s.pending_due_now == 0 && s.next_due.is_none())
-        .unwrap_or(false)));
+        .expect("summary");
+    assert_eq!((left.pending_due_now, left.next_due), (0, None));
     let processed: u64 = schedulers.iter().map(|s| s.status().processed).sum();
     assert_eq!(processed, 5_000);
     assert_eq!(
@@ -214,14 +305,23 @@ fn undecodable_row_is_parked_and_reported(db: &TestDb) {
             ids[3]
         ))
         .expect("corrupt");
+    let (observer, signals) = signals();
     let sched = Scheduler::builder(store.clone())
         .batch_size(4)
+        .observer(observer)
         .spawn()
         .expect("spawn");
-    assert!(wait_until(Duration::from_secs(5), || sched
-        .status()
-        .processed
-        == 9));
+    let mut parked = false;
+    let mut moderated = 0;
+    assert!(signals.wait_for(Duration::from_secs(5), |s| {
+        match s {
+            Signal::Parked(id) => parked |= *id == ids[3],
+            Signal::Moderated(done) => moderated += done.len(),
+            _ => {}
+        }
+        parked && moderated == 9
+    }));
+    assert_eq!(sched.status().processed, 9);
     let st = sched.status();
     assert_eq!(st.parked, Some(1));
     assert_eq!(st.parked_recent.len(), 1);
@@ -276,11 +376,14 @@ fn same_seed_gives_identical_outcomes(db: &TestDb) {
 
 fn dropping_the_handle_joins_quickly(db: &TestDb) {
     let store = db.store();
+    let (observer, signals) = signals();
     let sched = Scheduler::builder(store)
         .check_interval(Duration::from_secs(3600))
+        .observer(observer)
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(100));
+    // Drop it while it sleeps, not during its first pass.
+    assert!(signals.wait_pass(Duration::from_secs(5)));
     let start = Instant::now();
     drop(sched);
     assert!(
@@ -294,27 +397,38 @@ fn panics_inside_a_pass_are_caught(db: &TestDb) {
     let store = db.store();
     let exploded = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&exploded);
+    let (forward, signals) = signals();
     let sched = Scheduler::builder(store.clone())
         .check_interval(Duration::from_millis(50))
         .observer(Arc::new(move |e: &SchedulerEvent<'_>| {
+            forward(e);
             if matches!(e, SchedulerEvent::Moderated { .. }) && !flag.swap(true, Ordering::SeqCst) {
                 panic!("observer bug");
             }
         }))
         .spawn()
         .expect("spawn");
-    for _ in 0..2 {
-        store
-            .insert_order(&new_order(Utc::now()), None, "test")
-            .expect("insert");
-        sched.wake();
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert!(wait_until(Duration::from_secs(3), || sched
-        .status()
-        .pending_due_now
-        == Some(0)));
+    // The first batch commits, then its observer panics and the pass fails.
+    let first = store
+        .insert_order(&new_order(Utc::now()), None, "test")
+        .expect("insert");
+    sched.wake();
+    assert!(signals.wait_for(
+        Duration::from_secs(5),
+        |s| matches!(s, Signal::Failed(e) if e.contains("observer bug"))
+    ));
+    // The thread survived: it moderates the next order.
+    let second = store
+        .insert_order(&new_order(Utc::now()), None, "test")
+        .expect("insert");
+    sched.wake();
+    assert!(signals.wait_moderated(Duration::from_secs(5), &[&second.order.id]));
+    assert_ne!(
+        store.get_order(&first.order.id).expect("get").status,
+        OrderStatus::Pending
+    );
     let st = sched.status();
+    assert_eq!(st.pending_due_now, Some(0));
     assert_eq!(st.panics, 1);
     assert!(st.thread_alive && st.running);
     assert!(st

@@ -1,0 +1,225 @@
+//! The public face of the scheduler: [`SchedulerBuilder`] configures and spawns the worker
+//! thread, and [`Scheduler`] is the handle that controls it, reads its status and joins it.
+//!
+//! The handle owns the sending half of the command channel and the named thread
+//! (rust-analyzer's thread-actor shape): every control call is a [`Command`] answered over a
+//! one-shot channel, and dropping the handle sends `Shutdown` and joins, so the thread never
+//! outlives it.
+
+use crate::error::SchedulerError;
+use crate::event::Observer;
+use crate::report::{PassReport, Status};
+use crate::shared::Shared;
+use crate::worker::{Command, Worker};
+use chrono::{DateTime, Utc};
+use moderator::Policy;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use storage::Store;
+
+/// Configures and spawns a [`Scheduler`]; start with [`Scheduler::builder`].
+pub struct SchedulerBuilder {
+    store: Store,
+    policy: Policy,
+    check_interval: Duration,
+    batch_size: usize,
+    seed: Option<u64>,
+    instance_id: String,
+    autostart: bool,
+    observer: Option<Observer>,
+}
+
+impl SchedulerBuilder {
+    /// Moderation policy (default: 70 % at 40 ± 10 $/MWh).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Longest sleep when nothing is due sooner (default 30 s, as the original system). It
+    /// bounds how long an order inserted by another process can wait unnoticed.
+    pub fn check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Orders claimed per transaction (default 1,000); memory is bounded by it.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Makes every outcome a pure function of (seed, order id, policy).
+    pub fn moderation_seed(mut self, seed: Option<u64>) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Name written to the history as `scheduler:<id>` (default: host-less random id).
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = id.into();
+        self
+    }
+
+    /// Whether the loop starts moderating at once (default true); when false it waits for
+    /// [`Scheduler::start`] but still serves force-runs.
+    pub fn autostart(mut self, yes: bool) -> Self {
+        self.autostart = yes;
+        self
+    }
+
+    /// Receives [`SchedulerEvent`](crate::SchedulerEvent)s on the scheduler thread.
+    pub fn observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Spawns the thread `order-scheduler` and returns its handle.
+    pub fn spawn(self) -> Result<Scheduler, SchedulerError> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::new(
+            self.store,
+            self.instance_id,
+            self.batch_size,
+            self.check_interval,
+            self.seed,
+            self.autostart,
+        ));
+        let worker = Worker::new(Arc::clone(&shared), self.policy, rx, self.observer);
+        let thread = std::thread::Builder::new()
+            .name("order-scheduler".into())
+            .spawn(move || worker.run())?;
+        Ok(Scheduler {
+            commands: tx,
+            shared,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Whether the scheduler works, read without touching the database (for health probes and
+/// metrics, which must answer while the database is down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Liveness {
+    /// The loop moderates due orders by itself (false after [`Scheduler::stop`]).
+    pub running: bool,
+    /// The thread is alive; it stays alive while stopped, to serve force-runs.
+    pub thread_alive: bool,
+}
+
+/// The handle: controls the scheduler thread, reads its status, and joins it on drop.
+pub struct Scheduler {
+    commands: Sender<Command>,
+    shared: Arc<Shared>,
+    // Joined in `Drop` after `Shutdown` is sent, so the thread never outlives the handle.
+    thread: Option<JoinHandle<()>>,
+}
+
+/// How long a control call waits for the thread to acknowledge: a batch in progress is
+/// finished first, and a hanging database may hold it.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Scheduler {
+    /// Starts configuring a scheduler over `store`.
+    pub fn builder(store: Store) -> SchedulerBuilder {
+        SchedulerBuilder {
+            store,
+            policy: Policy::default(),
+            check_interval: Duration::from_secs(30),
+            batch_size: 1_000,
+            seed: None,
+            instance_id: format!("{:08x}", rand::random::<u32>()),
+            autostart: true,
+            observer: None,
+        }
+    }
+
+    fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, SchedulerError> {
+        let (tx, rx) = mpsc::channel();
+        self.commands
+            .send(make(tx))
+            .map_err(|_| SchedulerError::ThreadGone)?;
+        rx.recv_timeout(REPLY_TIMEOUT).map_err(|e| match e {
+            RecvTimeoutError::Timeout => SchedulerError::Timeout(REPLY_TIMEOUT),
+            RecvTimeoutError::Disconnected => SchedulerError::ThreadGone,
+        })
+    }
+
+    /// Resumes moderating by itself; due orders are processed at once.
+    pub fn start(&self) -> Result<(), SchedulerError> {
+        self.request(Command::Start)
+    }
+
+    /// Stops moderating by itself, after the batch in progress (the thread stays up).
+    pub fn stop(&self) -> Result<(), SchedulerError> {
+        self.request(Command::Stop)
+    }
+
+    /// Processes everything due now, even while stopped, and reports it by due time.
+    pub fn force_run(&self) -> Result<PassReport, SchedulerError> {
+        Ok(self.request(Command::ForceRun)??)
+    }
+
+    /// Makes the thread look at the database again now (e.g. after inserts by others).
+    pub fn wake(&self) {
+        let _ = self.commands.send(Command::Wake);
+    }
+
+    /// Tells the thread an order is due at `due`, re-arming its timer if that is sooner than
+    /// its current deadline. Cheaper than [`wake`](Self::wake): no query.
+    pub fn notify_due(&self, due: DateTime<Utc>) {
+        let _ = self.commands.send(Command::DueAt(due));
+    }
+
+    /// The current status. Counts of due orders are read from the database through its index;
+    /// they are `None` when the database cannot be reached.
+    pub fn status(&self) -> Status {
+        self.shared.status(self.thread_alive())
+    }
+
+    /// Whether the loop runs and the thread lives, without touching the database.
+    pub fn liveness(&self) -> Liveness {
+        Liveness {
+            running: self.shared.lock().running,
+            thread_alive: self.thread_alive(),
+        }
+    }
+
+    /// `(running, thread_alive)`: [`liveness`](Self::liveness) as a tuple, kept until the
+    /// server's health and metrics routes move to the named struct.
+    pub fn status_light(&self) -> (bool, bool) {
+        let l = self.liveness();
+        (l.running, l.thread_alive)
+    }
+
+    fn thread_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// The store the scheduler works on.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Stops the thread and waits for it (same as dropping the handle).
+    pub fn shutdown(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the scheduler thread panicked while shutting down");
+            }
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.join();
+    }
+}

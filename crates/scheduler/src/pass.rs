@@ -1,0 +1,254 @@
+//! One pass: claim and moderate due orders batch by batch until none is due, record what was
+//! done (counters, lateness, logs, observers), and handle its failure (panics caught, errors
+//! recorded, an order whose decision keeps failing parked).
+//!
+//! A pass never writes outside a claim transaction: a failure rolls back the batch in
+//! progress, so the orders stay pending and a later pass retries them.
+
+use crate::decide::decider;
+use crate::error::PassError;
+use crate::event::SchedulerEvent;
+use crate::report::{Grouper, DUE_LIST_CAP};
+use crate::shared::one_line;
+use crate::worker::Worker;
+use chrono::{DateTime, Utc};
+use orders::{format_ms, Order};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+use storage::{panic_message, ClaimScope, StorageError};
+
+/// Failures of one order's decision before it is parked.
+const DECIDE_ATTEMPTS: u32 = 3;
+/// How often the "scheduled in the next 5 min" line may be logged.
+const UPCOMING_LOG_EVERY: Duration = Duration::from_secs(300);
+/// Most distinct due times logged one by one for a batch; more are logged as one range.
+const DUE_TIMES_LOGGED: usize = 3;
+
+/// Failed decisions per order id, so that an order whose decision keeps failing is parked
+/// instead of blocking its batch forever.
+#[derive(Debug, Default)]
+pub(crate) struct DecideFailures {
+    counts: HashMap<String, u32>,
+}
+
+impl DecideFailures {
+    /// Counts one failure; true (and forgets the order) once it reaches [`DECIDE_ATTEMPTS`].
+    fn reached_limit(&mut self, order_id: &str) -> bool {
+        let n = self.counts.entry(order_id.to_string()).or_insert(0);
+        *n += 1;
+        if *n >= DECIDE_ATTEMPTS {
+            self.counts.remove(order_id);
+            return true;
+        }
+        false
+    }
+}
+
+impl Worker {
+    /// The name this scheduler writes in the history's `actor` column.
+    fn history_actor(&self) -> String {
+        format!("scheduler:{}", self.shared.instance_id)
+    }
+
+    /// A pass with panics caught, failures counted and recorded in the status.
+    pub(crate) fn guarded_pass(&mut self, forced: bool) -> Result<Grouper, PassError> {
+        let error = match catch_unwind(AssertUnwindSafe(|| self.pass(forced))) {
+            Ok(Ok(grouper)) => return Ok(grouper),
+            Ok(Err(e)) => {
+                self.shared.lock().failed += 1;
+                PassError::Storage(e)
+            }
+            Err(payload) => {
+                self.shared.lock().panics += 1;
+                PassError::Panicked {
+                    message: panic_message(&*payload),
+                }
+            }
+        };
+        let text = one_line(&error.to_string());
+        log::error!(
+            "❌ Scheduler pass failed (instance {}): {text}; will retry",
+            self.shared.instance_id
+        );
+        {
+            let mut st = self.shared.lock();
+            st.last_error = Some(text.clone());
+            st.last_error_at = Some(Utc::now());
+            st.consecutive_failures += 1;
+        }
+        self.emit(SchedulerEvent::Failed { error: &text });
+        if let PassError::Storage(StorageError::Decide { order_id, reason }) = &error {
+            self.note_decide_failure(order_id, reason);
+        }
+        Err(error)
+    }
+
+    /// Counts failures of one order's decision; parks the order once they reach the limit so
+    /// that it stops blocking its batch.
+    fn note_decide_failure(&mut self, order_id: &str, reason: &str) {
+        if !self.decide_failures.reached_limit(order_id) {
+            return;
+        }
+        let why = format!("decision failed {DECIDE_ATTEMPTS} times: {reason}");
+        if let Ok(true) = self.shared.store.park_order(order_id, &why) {
+            self.record_parked(order_id, &why);
+        }
+    }
+
+    fn record_parked(&self, id: &str, reason: &str) {
+        log::error!(
+            "🅿️ Order {id} set aside (instance {}): {reason}",
+            self.shared.instance_id
+        );
+        self.shared.lock().note_parked(id, reason);
+        self.emit(SchedulerEvent::Parked { id, reason });
+    }
+
+    /// Claims and moderates due orders batch by batch until none is due; between batches it
+    /// takes in commands, so `stop` takes effect after the batch in progress.
+    fn pass(&mut self, forced: bool) -> Result<Grouper, StorageError> {
+        let started = Instant::now();
+        self.shared.lock().last_check = Some(Utc::now());
+        let actor = self.history_actor();
+        let batch_size = self.shared.batch_size;
+        let mut decide = decider(self.policy, self.shared.seed);
+        // Scheduled passes only count (a backlog may span millions of due times); forced
+        // passes report by due time, up to a cap.
+        let mut total = Grouper::with_due_times(if forced { DUE_LIST_CAP } else { 0 });
+        // Each batch starts at the last one's latest due time; rows skipped before it (held by
+        // another instance, or inserted meanwhile) are left to the next pass, which starts
+        // right away because they are due.
+        let mut scope = ClaimScope::Due;
+        loop {
+            let result =
+                self.shared
+                    .store
+                    .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
+            if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
+                scope = ClaimScope::DueFrom(latest);
+            }
+            for (id, reason) in &result.parked {
+                self.record_parked(id, reason);
+            }
+            if !result.moderated.is_empty() {
+                self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
+                total.add(&result.moderated, forced);
+            }
+            if result.claimed() < batch_size || self.interrupted() {
+                break;
+            }
+        }
+        let elapsed = started.elapsed();
+        {
+            let mut st = self.shared.lock();
+            st.passes += 1;
+            if total.processed > 0 {
+                st.last_pass_ms = Some(elapsed.as_secs_f64() * 1000.0);
+            }
+        }
+        if total.processed > 0 {
+            log::info!(
+                "📊 Processed {} orders in this cycle ({} approved, {} rejected, {:.1} ms, instance {})",
+                total.processed,
+                total.approved,
+                total.rejected,
+                elapsed.as_secs_f64() * 1000.0,
+                self.shared.instance_id
+            );
+        }
+        self.emit(SchedulerEvent::PassFinished {
+            processed: total.processed,
+            duration: elapsed,
+        });
+        Ok(total)
+    }
+
+    /// Counts, lateness, logs and observers for one committed batch.
+    fn record_batch(&self, moderated: &[Order], at: DateTime<Utc>) {
+        let mut batch = Grouper::with_due_times(moderated.len());
+        batch.add(moderated, false);
+        {
+            let mut st = self.shared.lock();
+            st.processed += batch.processed as u64;
+            st.approved += batch.approved as u64;
+            st.rejected += batch.rejected as u64;
+            for o in moderated {
+                st.lateness.push((at - o.hour_start_utc).num_milliseconds());
+            }
+        }
+        log_batch(batch, &self.shared.instance_id);
+        self.emit(SchedulerEvent::Moderated {
+            orders: moderated,
+            at,
+        });
+    }
+
+    /// The original system's "⏰ N orders scheduled for moderation in next 5 min" line, at most
+    /// every five minutes.
+    pub(crate) fn log_upcoming(&mut self) {
+        if self
+            .last_upcoming_log
+            .is_some_and(|t| t.elapsed() < UPCOMING_LOG_EVERY)
+        {
+            return;
+        }
+        let now = Utc::now();
+        let Ok(summary) = self
+            .shared
+            .store
+            .due_summary(now, chrono::Duration::minutes(5))
+        else {
+            return;
+        };
+        if summary.upcoming == 0 {
+            return;
+        }
+        let times = self
+            .shared
+            .store
+            .upcoming_due_times(now, now + chrono::Duration::minutes(5), 5)
+            .unwrap_or_default();
+        let shown: Vec<String> = times.iter().map(format_ms).collect();
+        log::info!(
+            "⏰ {} orders scheduled for moderation in next 5 min: {shown:?}",
+            summary.upcoming
+        );
+        self.last_upcoming_log = Some(Instant::now());
+    }
+}
+
+/// Logs a committed batch: the original system's two lines per due time when it spans a few,
+/// else one line with the range, so a catch-up over many due times does not flood the log.
+fn log_batch(batch: Grouper, instance: &str) {
+    if batch.due_time_count() <= DUE_TIMES_LOGGED {
+        for r in batch.into_reports() {
+            let due = format_ms(&r.hour_start_utc);
+            log::info!(
+                "🤖 Auto-moderating {} orders for {due} (instance {instance})",
+                r.total_orders
+            );
+            log::info!(
+                "✅ Moderated {} orders for {due}: {} approved, {} rejected",
+                r.total_orders,
+                r.approved,
+                r.rejected
+            );
+        }
+        return;
+    }
+    let (approved, rejected, due_times) = (batch.approved, batch.rejected, batch.due_time_count());
+    let reports = batch.into_reports();
+    let first = reports
+        .first()
+        .map(|r| format_ms(&r.hour_start_utc))
+        .unwrap_or_default();
+    let last = reports
+        .last()
+        .map(|r| format_ms(&r.hour_start_utc))
+        .unwrap_or_default();
+    log::info!(
+        "✅ Moderated {} orders over {due_times} due times ({first} .. {last}): {approved} approved, {rejected} rejected (instance {instance})",
+        approved + rejected
+    );
+}

@@ -78,7 +78,8 @@ impl Store {
     {
         let range = scope.range();
         self.write(|c| {
-            let rows = on_backend!(&mut *c, c => B::select_claimable(c, range, limit.max(1) as i64))?;
+            let rows =
+                on_backend!(&mut *c, c => B::select_claimable(c, range, limit.max(1) as i64))?;
             if rows.is_empty() {
                 return Ok(ClaimResult::default());
             }

@@ -41,8 +41,8 @@ mod watch;
 
 pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
 pub use connection::{DatabaseUrl, DbConnection, PoolConfig};
-pub use error::StorageError;
 pub use due::{BookCounts, DueCounts, DueSummary};
+pub use error::StorageError;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};

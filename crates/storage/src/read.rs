@@ -1,8 +1,8 @@
 //! Reading orders and their history: one order, listings, the event log, P&L totals.
 
+use crate::connection::DbConnection;
 use crate::error::StorageError;
 use crate::models::{EventRow, OrderRow, ORDER_COLUMNS};
-use crate::connection::DbConnection;
 use crate::schema::{order_events, orders};
 use crate::store::{naive, Store};
 use ::orders::{Order, OrderEvent, OrderStatus, Pnl, Side};
@@ -247,4 +247,3 @@ pub(crate) fn get_order(conn: &mut DbConnection, id: &str) -> Result<Order, Stor
 pub(crate) fn decode_all(rows: Vec<OrderRow>) -> Result<Vec<Order>, StorageError> {
     rows.into_iter().map(OrderRow::decode).collect()
 }
-

@@ -5,11 +5,11 @@
 //! `None`; with `REQUIRE_POSTGRES=1` it panics instead, so CI cannot pass by skipping.
 //! Databases left behind by crashed runs (their process is gone) are dropped at first use.
 
-use crate::{PoolConfig, Store, StorageError};
-use diesel::dsl::sql;
-use diesel::sql_types::BigInt;
+use crate::{PoolConfig, StorageError, Store};
 use diesel::connection::SimpleConnection;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel::sql_types::Text;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
@@ -191,7 +191,9 @@ impl Store {
             "(SELECT COUNT(*) FROM order_events e WHERE e.order_id = orders.id \
              AND e.from_status = 'PENDING' AND e.to_status IN ('APPROVED', 'REJECTED'))",
         );
-        let counts: Vec<i64> = crate::schema::orders::table.select(per_order).load(&mut *self.checkout()?)?;
+        let counts: Vec<i64> = crate::schema::orders::table
+            .select(per_order)
+            .load(&mut *self.checkout()?)?;
         let none = counts.iter().filter(|&&n| n == 0).count() as i64;
         let one = counts.iter().filter(|&&n| n == 1).count() as i64;
         Ok((none, one, counts.len() as i64 - none - one))

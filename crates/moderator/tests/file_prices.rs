@@ -326,6 +326,12 @@ fn bad_rows_are_refused_naming_their_line() {
     }
     // The same price twice is harmless.
     assert_eq!(error_of(&format!("{head}{good}{good}")), "loaded 1 prices");
+    assert_eq!(error_of(head), "price file holds no prices");
+    // A byte-order mark before the header (as spreadsheet tools write) is not part of a name.
+    assert_eq!(
+        error_of(&format!("\u{feff}{head}{good}")),
+        "loaded 1 prices"
+    );
     let e = error_of("datetime_beginning_ept,pnode_name,total_lmp_rt\n");
     assert!(e.contains("no column 'datetime_beginning_utc'"), "{e}");
     let e = FilePrices::load(

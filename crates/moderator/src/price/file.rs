@@ -94,6 +94,10 @@ pub enum FileError {
         /// Line of the first row.
         first_line: u64,
     },
+    /// The file holds no current price at all (only a header, say): most likely the wrong
+    /// export or filter, and every order would be rejected.
+    #[error("price file holds no prices")]
+    Empty,
     /// A column mapping that cannot be understood.
     #[error("price column mapping '{0}': expected comma-separated ROLE=COLUMN with ROLE one of time, location, lmp, energy, congestion, loss, current")]
     Mapping(String),
@@ -299,6 +303,9 @@ impl FilePrices {
                 }
             }
         }
+        if rows == 0 {
+            return Err(FileError::Empty);
+        }
         Ok(Self {
             name: Arc::from(name),
             by_location,
@@ -311,7 +318,7 @@ impl FilePrices {
         self.rows
     }
 
-    /// Whether the file held no price at all.
+    /// Always false: a file without prices is refused when loading ([`FileError::Empty`]).
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }

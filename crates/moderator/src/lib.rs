@@ -5,6 +5,8 @@
 //! the [`orders::Decision`] plus the [`Quote`] behind it (which source, which interval), so
 //! storage can record `approval_rt_source` and `approval_rt_interval_start_utc`. A
 //! [`Moderator`] pairs a policy with a source; [`ModerationConfig`] builds one from flag values.
+//! An embedding service plugs in its own rule by implementing [`ModerationPolicy`] (see its
+//! example) or its own prices by implementing [`PriceSource`].
 //!
 //! | policy | rule |
 //! |---|---|

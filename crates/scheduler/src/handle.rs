@@ -17,7 +17,12 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use storage::Store;
+use storage::{DueWatch, PoolConfig, Store};
+
+/// Connections in the worker's own pool: one for passes, one for the insert watcher's reads.
+const OWN_CONNECTIONS: u32 = 2;
+/// How often the insert watcher looks for orders inserted by other processes.
+const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Configures and spawns a [`Scheduler`]; start with [`Scheduler::builder`].
 pub struct SchedulerBuilder {
@@ -29,9 +34,18 @@ pub struct SchedulerBuilder {
     instance_id: String,
     autostart: bool,
     observer: Option<Observer>,
+    watch_interval: Option<Duration>,
 }
 
 impl SchedulerBuilder {
+    /// How soon an order inserted by anyone else (another instance, the command line, a
+    /// script) re-arms the timer (default 10 ms); `None` turns the watcher off, leaving such
+    /// orders to the next check.
+    pub fn watch_inserts(mut self, interval: Option<Duration>) -> Self {
+        self.watch_interval = interval.map(|i| i.max(Duration::from_millis(1)));
+        self
+    }
+
     /// Moderation policy (default: 70 % at 40 ± 10 $/MWh).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -77,9 +91,33 @@ impl SchedulerBuilder {
     }
 
     /// Spawns the thread `order-scheduler` and returns its handle.
+    ///
+    /// The worker gets a connection pool of its own, so it never waits behind the embedder's
+    /// other users of `store` (HTTP requests, say); and, unless turned off, a watcher thread
+    /// re-arms its timer when anyone inserts an order.
     pub fn spawn(self) -> Result<Scheduler, SchedulerError> {
         let (tx, rx) = mpsc::channel();
+        let own = self
+            .store
+            .dedicated(&PoolConfig {
+                max_size: OWN_CONNECTIONS,
+                connection_timeout: Duration::from_secs(5),
+            })
+            .unwrap_or_else(|e| {
+                log::warn!("scheduler: no pool of its own ({e}); sharing the caller's");
+                self.store.clone()
+            });
+        let watch = match self.watch_interval {
+            Some(interval) => {
+                let wake = tx.clone();
+                Some(own.watch_due(interval, move |due| {
+                    let _ = wake.send(Command::DueAt(due));
+                })?)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared::new(
+            own,
             self.store,
             self.instance_id,
             self.batch_size,
@@ -95,6 +133,7 @@ impl SchedulerBuilder {
             commands: tx,
             shared,
             thread: Some(thread),
+            _watch: watch,
         })
     }
 }
@@ -107,6 +146,9 @@ pub struct Liveness {
     pub running: bool,
     /// The thread is alive; it stays alive while stopped, to serve force-runs.
     pub thread_alive: bool,
+    /// When the current run of failed passes began (`None` while passes succeed): a
+    /// readiness probe can fail once this is older than it tolerates.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// The handle: controls the scheduler thread, reads its status, and joins it on drop.
@@ -115,6 +157,8 @@ pub struct Scheduler {
     shared: Arc<Shared>,
     // Joined in `Drop` after `Shutdown` is sent, so the thread never outlives the handle.
     thread: Option<JoinHandle<()>>,
+    /// Stopped and joined when the handle is dropped (after the worker).
+    _watch: Option<DueWatch>,
 }
 
 /// How long a control call waits for the thread to acknowledge: a batch in progress is
@@ -133,6 +177,7 @@ impl Scheduler {
             instance_id: format!("{:08x}", rand::random::<u32>()),
             autostart: true,
             observer: None,
+            watch_interval: Some(DEFAULT_WATCH_INTERVAL),
         }
     }
 
@@ -173,17 +218,20 @@ impl Scheduler {
         let _ = self.commands.send(Command::DueAt(due));
     }
 
-    /// The current status. Counts of due orders are read from the database through its index;
-    /// they are `None` when the database cannot be reached.
+    /// The current status, from memory but for the counts of due and parked orders, which
+    /// are read through the claimable index at most once a second and shared between callers
+    /// (see `counts_computed_at`); they are `None` when the database cannot be reached.
     pub fn status(&self) -> Status {
         self.shared.status(self.thread_alive())
     }
 
     /// Whether the loop runs and the thread lives, without touching the database.
     pub fn liveness(&self) -> Liveness {
+        let st = self.shared.lock();
         Liveness {
-            running: self.shared.lock().running,
+            running: st.running,
             thread_alive: self.thread_alive(),
+            failing_since: st.failing_since,
         }
     }
 
@@ -198,7 +246,8 @@ impl Scheduler {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// The store the scheduler works on.
+    /// The store the scheduler was built with (the worker itself uses a pool of its own on
+    /// the same database).
     pub fn store(&self) -> &Store {
         &self.shared.store
     }

@@ -74,7 +74,11 @@ impl Worker {
         {
             let mut st = self.shared.lock();
             st.last_error = Some(text.clone());
-            st.last_error_at = Some(Utc::now());
+            let now = Utc::now();
+            st.last_error_at = Some(now);
+            if st.consecutive_failures == 0 {
+                st.failing_since = Some(now);
+            }
             st.consecutive_failures += 1;
         }
         self.emit(SchedulerEvent::Failed { error: &text });
@@ -91,7 +95,7 @@ impl Worker {
             return;
         }
         let why = format!("decision failed {DECIDE_ATTEMPTS} times: {reason}");
-        if let Ok(true) = self.shared.store.park_order(order_id, &why) {
+        if let Ok(true) = self.shared.own.park_order(order_id, &why) {
             self.record_parked(order_id, &why);
         }
     }
@@ -123,7 +127,7 @@ impl Worker {
         loop {
             let result =
                 self.shared
-                    .store
+                    .own
                     .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
             if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
                 scope = ClaimScope::DueFrom(latest);
@@ -193,28 +197,29 @@ impl Worker {
         {
             return;
         }
+        // Set before looking, whatever is found: the look itself is what is rate-limited.
+        self.last_upcoming_log = Some(Instant::now());
         let now = Utc::now();
-        let Ok(summary) = self
+        let Ok(counts) = self
             .shared
-            .store
-            .due_summary(now, chrono::Duration::minutes(5))
+            .own
+            .due_counts(now, chrono::Duration::minutes(5))
         else {
             return;
         };
-        if summary.upcoming == 0 {
+        if counts.upcoming == 0 {
             return;
         }
         let times = self
             .shared
-            .store
+            .own
             .upcoming_due_times(now, now + chrono::Duration::minutes(5), 5)
             .unwrap_or_default();
         let shown: Vec<String> = times.iter().map(format_ms).collect();
         log::info!(
             "⏰ {} orders scheduled for moderation in next 5 min: {shown:?}",
-            summary.upcoming
+            counts.upcoming
         );
-        self.last_upcoming_log = Some(Instant::now());
     }
 }
 

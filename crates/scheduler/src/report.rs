@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// The original system's `moderation_result`: one due time's orders and how they were decided.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct DueReport {
     /// The due time the orders shared (ms precision; the JSON keeps the original name).
     #[serde(with = "serde_ms")]
@@ -34,6 +35,7 @@ pub const ORDER_LIST_CAP: usize = 1_000;
 
 /// The original system's force-run entry: one due time.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct DueResult {
     /// The due time (repeated from `moderation_result`, as the original system did).
     #[serde(with = "serde_ms")]
@@ -51,6 +53,7 @@ pub const DUE_LIST_CAP: usize = 10_000;
 /// What a forced pass did, grouped by due time as the original system's force-run reported
 /// it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PassReport {
     /// Orders moderated, all due times included (also those beyond the list's cap).
     pub processed: usize,
@@ -172,6 +175,7 @@ impl Grouper {
 
 /// The scheduler's status: the original system's fields with their original names, then ours.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Status {
     /// Whether the loop moderates due orders by itself (false after `stop`).
     pub running: bool,
@@ -227,11 +231,19 @@ pub struct Status {
     pub consecutive_failures: u32,
     /// Moderation seed, when outcomes are reproducible.
     pub moderation_seed: Option<u64>,
+    /// When the current run of failed passes began (`null` while passes succeed).
+    #[serde(serialize_with = "serde_ms::option::serialize")]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When `pending_due_now`, `upcoming_10_min`, `next_due_order` and `parked` were read:
+    /// they are shared between status calls for up to a second.
+    #[serde(serialize_with = "serde_ms::option::serialize")]
+    pub counts_computed_at: Option<DateTime<Utc>>,
 }
 
 /// An order the scheduler set aside: it stays `PENDING` with `parked_reason` set, and claims
 /// skip it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ParkedOrder {
     /// Id of the parked order.
     pub id: String,
@@ -241,6 +253,7 @@ pub struct ParkedOrder {
 
 /// Lateness of the most recent moderations (the last 4,096), milliseconds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct LatenessSummary {
     /// Lateness of the last order moderated.
     pub last: Option<i64>,

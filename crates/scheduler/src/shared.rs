@@ -3,21 +3,37 @@
 //!
 //! The worker holds the lock only to update a few fields, never across a database call, so
 //! `status()` does not wait for a batch.
+//!
+//! The worker works through a pool of its own (`own`); status reads go through the
+//! embedder's pool (`store`), so no number of status calls can take a connection the worker
+//! needs. The counts a status shows are read at most once a second ([`COUNTS_MAX_AGE`]), by
+//! one caller at a time, and shared: a storm of status calls costs the database one bounded
+//! query a second, and never runs on the worker thread.
 
 use crate::report::{ParkedOrder, Status};
 use crate::stats::LatenessWindow;
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
-use storage::Store;
+use std::time::{Duration, Instant};
+use storage::{DueCounts, StorageError, Store};
+
+/// How old the counts in a status may be.
+pub(crate) const COUNTS_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// Most recently parked orders listed in the status.
 const PARKED_RECENT: usize = 20;
 
 /// Configuration fixed at spawn, plus the mutable [`State`].
 pub(crate) struct Shared {
+    /// The worker's own pool.
+    pub(crate) own: Store,
+    /// The embedder's pool, for status reads.
     pub(crate) store: Store,
+    counts: Mutex<Option<Counts>>,
+    /// Set while one caller refreshes `counts`; the others use the cached value meanwhile.
+    refreshing: AtomicBool,
     /// Written to the history as `scheduler:<instance_id>`, and shown in logs and status.
     pub(crate) instance_id: String,
     pub(crate) batch_size: usize,
@@ -49,6 +65,16 @@ pub(crate) struct State {
     pub(crate) last_error: Option<String>,
     pub(crate) last_error_at: Option<DateTime<Utc>>,
     pub(crate) consecutive_failures: u32,
+    /// When the current run of failed passes began (`None` after a success).
+    pub(crate) failing_since: Option<DateTime<Utc>>,
+}
+
+/// Counts of due and parked orders, as read at `at`.
+#[derive(Clone)]
+struct Counts {
+    read_at: Instant,
+    at: DateTime<Utc>,
+    result: Result<(DueCounts, i64), String>,
 }
 
 impl State {
@@ -66,6 +92,7 @@ impl State {
 
 impl Shared {
     pub(crate) fn new(
+        own: Store,
         store: Store,
         instance_id: String,
         batch_size: usize,
@@ -74,7 +101,10 @@ impl Shared {
         running: bool,
     ) -> Self {
         Shared {
+            own,
             store,
+            counts: Mutex::new(None),
+            refreshing: AtomicBool::new(false),
             instance_id,
             batch_size,
             check_interval,
@@ -91,21 +121,49 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The full status. Counts of due orders are read from the database through its index
-    /// (outside the lock); they are `None` when the database cannot be reached, and that
-    /// error then shows as `last_error`.
-    pub(crate) fn status(&self, thread_alive: bool) -> Status {
-        let summary = self
+    /// Counts no older than [`COUNTS_MAX_AGE`]: read by this caller if they are stale and no
+    /// other caller is reading them, else the cached ones (which may then be slightly older).
+    fn counts(&self) -> Option<Counts> {
+        let cached = self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|c| c.read_at.elapsed() < COUNTS_MAX_AGE);
+        if fresh || (cached.is_some() && self.refreshing.swap(true, Ordering::AcqRel)) {
+            return cached;
+        }
+        let at = Utc::now();
+        let result = self
             .store
-            .due_summary(Utc::now(), chrono::Duration::minutes(10));
+            .due_counts(at, chrono::Duration::minutes(10))
+            .and_then(|due| Ok((due, self.store.parked_count()?)))
+            .map_err(|e: StorageError| one_line(&e.to_string()));
+        let counts = Counts {
+            read_at: Instant::now(),
+            at,
+            result,
+        };
+        *self.counts.lock().unwrap_or_else(|p| p.into_inner()) = Some(counts.clone());
+        self.refreshing.store(false, Ordering::Release);
+        Some(counts)
+    }
+
+    /// The full status. Counts of due orders are read through the claimable index, at most
+    /// once a second (`counts_computed_at` says when); they are `None` when the database
+    /// cannot be reached, and that error then shows as `last_error`.
+    pub(crate) fn status(&self, thread_alive: bool) -> Status {
+        let counts = self.counts();
+        let ok = counts.as_ref().and_then(|c| c.result.as_ref().ok());
         let st = self.lock();
-        let counts = summary.as_ref().ok();
         Status {
             running: st.running,
             thread_alive,
-            pending_due_now: counts.map(|s| s.pending_due_now),
-            upcoming_10_min: counts.map(|s| s.upcoming),
-            next_due_order: counts.and_then(|s| s.next_due),
+            pending_due_now: ok.map(|(d, _)| d.due_now),
+            upcoming_10_min: ok.map(|(d, _)| d.upcoming),
+            next_due_order: ok.and_then(|(d, _)| d.next_due),
             last_check: st.last_check,
             check_interval_seconds: self.check_interval.as_secs_f64(),
             instance_id: self.instance_id.clone(),
@@ -115,19 +173,21 @@ impl Shared {
             rejected: st.rejected,
             failed: st.failed,
             panics: st.panics,
-            parked: counts.map(|s| s.parked),
+            parked: ok.map(|(_, parked)| *parked),
             parked_recent: st.parked_recent.iter().cloned().collect(),
             passes: st.passes,
             last_pass_ms: st.last_pass_ms,
             lateness_ms: st.lateness.summary(),
             next_wake: st.next_wake,
-            last_error: match &summary {
-                Err(e) => Some(one_line(&e.to_string())),
-                Ok(_) => st.last_error.clone(),
+            last_error: match counts.as_ref().map(|c| &c.result) {
+                Some(Err(e)) => Some(e.clone()),
+                _ => st.last_error.clone(),
             },
             last_error_at: st.last_error_at,
             consecutive_failures: st.consecutive_failures,
+            failing_since: st.failing_since,
             moderation_seed: self.seed,
+            counts_computed_at: counts.map(|c| c.at),
         }
     }
 }

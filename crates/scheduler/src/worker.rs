@@ -112,7 +112,7 @@ impl Worker {
         log::info!(
             "🚀 Order scheduler started (instance {}, {}, check interval {:?}, batch {})",
             self.shared.instance_id,
-            self.shared.store.backend_name(),
+            self.shared.own.backend_name(),
             self.shared.check_interval,
             self.shared.batch_size
         );
@@ -196,7 +196,7 @@ impl Worker {
                 self.shared.lock().next_wake = None;
                 let _ = reply.send(());
             }
-            Command::Wake => match self.shared.store.next_due() {
+            Command::Wake => match self.shared.own.next_due() {
                 Ok(Some(t)) => self.arm(instant_at(t)),
                 Ok(None) => {}
                 Err(_) => self.arm(Instant::now()),
@@ -245,9 +245,13 @@ impl Worker {
     fn deadline_after(&mut self, failure: Option<&PassError>) -> Instant {
         let Some(error) = failure else {
             self.backoff = Duration::ZERO;
-            self.shared.lock().consecutive_failures = 0;
+            {
+                let mut st = self.shared.lock();
+                st.consecutive_failures = 0;
+                st.failing_since = None;
+            }
             let interval = Instant::now() + self.shared.check_interval;
-            return match self.shared.store.next_due() {
+            return match self.shared.own.next_due() {
                 Ok(Some(t)) if t <= Utc::now() => Instant::now() + CONTENDED_RETRY,
                 Ok(Some(t)) => instant_at(t).min(interval),
                 Ok(None) => interval,

@@ -442,7 +442,91 @@ fn panics_inside_a_pass_are_caught(db: &TestDb) {
     );
 }
 
+/// Another process's insert (here: another pool on the same database, which is all the
+/// scheduler can tell apart) re-arms the timer, with the check interval at 30 s: the watcher,
+/// not the interval, brings the order in on time.
+fn order_inserted_by_another_process_is_moderated_on_time(db: &TestDb) {
+    let store = db.store();
+    let (observer, signals) = signals();
+    let _sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    // After its first pass (nothing pending) it sleeps for the whole interval.
+    assert!(signals.wait_pass(Duration::from_secs(5)));
+    let other = Store::open(&db.url, &storage::PoolConfig::default()).expect("other store");
+    let due = Utc::now() + ChronoDuration::milliseconds(1000);
+    let id = other
+        .insert_order(&new_order(due), None, "cli")
+        .expect("insert")
+        .order
+        .id;
+    assert!(signals.wait_moderated(Duration::from_secs(5), &[&id]));
+    let lateness = moderation_lateness_ms(&store, &id);
+    assert!(
+        (0..200).contains(&lateness),
+        "moderated {lateness} ms after due with a 30 s check interval"
+    );
+}
+
+/// Status calls are served from the embedder's pool and a shared, at most one second old
+/// read of the counts: a storm of them neither fails nor delays the worker.
+fn status_storm_does_not_delay_moderation(db: &TestDb) {
+    let store = Store::open(
+        &db.url,
+        &storage::PoolConfig {
+            max_size: 2,
+            connection_timeout: Duration::from_secs(5),
+        },
+    )
+    .expect("small pool");
+    let (observer, signals) = signals();
+    let sched = Arc::new(
+        Scheduler::builder(store.clone())
+            .check_interval(Duration::from_secs(30))
+            .observer(observer)
+            .spawn()
+            .expect("spawn"),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let pollers: Vec<_> = (0..8)
+        .map(|_| {
+            let (sched, stop) = (Arc::clone(&sched), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut calls = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let status = sched.status();
+                    assert!(status.pending_due_now.is_some(), "{:?}", status.last_error);
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let due = Utc::now() + ChronoDuration::milliseconds(800);
+    let id = store
+        .insert_order(&new_order(due), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    assert!(signals.wait_moderated(Duration::from_secs(5), &[&id]));
+    stop.store(true, Ordering::Relaxed);
+    let calls: u32 = pollers.into_iter().map(|p| p.join().expect("poller")).sum();
+    assert!(calls > 8, "the pollers ran ({calls} status calls)");
+    let lateness = moderation_lateness_ms(&store, &id);
+    assert!((0..200).contains(&lateness), "lateness {lateness} ms");
+    let status = sched.status();
+    let age = Utc::now() - status.counts_computed_at.expect("counts read");
+    assert!(
+        age <= ChronoDuration::milliseconds(1500),
+        "counts {age} old"
+    );
+}
+
 storage::backend_tests!(
+    order_inserted_by_another_process_is_moderated_on_time,
+    status_storm_does_not_delay_moderation,
     order_due_in_a_second_is_moderated_on_time,
     stopped_scheduler_leaves_orders_until_forced_or_started,
     earlier_insert_rearms_the_timer,

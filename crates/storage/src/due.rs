@@ -112,14 +112,19 @@ impl Store {
             .filter(orders::hour_start_utc.gt(naive(now)))
             .select(count_star())
             .first::<i64>(&mut *conn)?;
-        let parked = orders::table
-            .filter(sql::<Bool>(parked_sql()))
-            .select(count_star())
-            .first::<i64>(&mut *conn)?;
+        drop(conn);
         Ok(BookCounts {
             pending_later,
-            parked,
+            parked: self.parked_count()?,
         })
+    }
+
+    /// Pending orders set aside by the scheduler: a count over their own small index.
+    pub fn parked_count(&self) -> Result<i64, StorageError> {
+        Ok(orders::table
+            .filter(sql::<Bool>(parked_sql()))
+            .select(count_star())
+            .first::<i64>(&mut *self.checkout()?)?)
     }
 
     /// Earliest due time of any claimable (pending, not parked) order: one index probe.

@@ -52,7 +52,7 @@ pub fn moderate_due_time(
     let mut grouper = Grouper::with_due_times(1);
     let mut decide = decider(*policy, seed);
     loop {
-        let r = store.claim_and_apply(ClaimScope::Hour(due), batch_size, actor, &mut decide)?;
+        let r = store.claim_and_apply(ClaimScope::DueAt(due), batch_size, actor, &mut decide)?;
         grouper.add(&r.moderated, true);
         if r.claimed() < batch_size.max(1) {
             break;

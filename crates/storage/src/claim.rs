@@ -29,7 +29,7 @@ pub enum ClaimScope {
     DueFrom(DateTime<Utc>),
     /// Orders due at exactly this instant, whether or not it has passed (manual moderation of
     /// one hour).
-    Hour(DateTime<Utc>),
+    DueAt(DateTime<Utc>),
 }
 
 /// What the caller's closure decided for one order, with the inputs worth auditing.
@@ -146,7 +146,7 @@ impl ClaimScope {
                 from: from.naive_utc(),
                 until: None,
             },
-            ClaimScope::Hour(t) => DueRange {
+            ClaimScope::DueAt(t) => DueRange {
                 from: t.naive_utc(),
                 until: Some(t.naive_utc()),
             },

@@ -93,7 +93,7 @@ fn claim_moderates_only_due_orders_once(db: &TestDb) {
     );
 }
 
-fn claim_by_hour_takes_only_that_hour(db: &TestDb) {
+fn claim_at_a_due_time_takes_only_that_instant(db: &TestDb) {
     let store = db.store();
     let hour = parse_due_time("2031-05-05T10:00:00Z").expect("time");
     for _ in 0..3 {
@@ -109,7 +109,7 @@ fn claim_by_hour_takes_only_that_hour(db: &TestDb) {
         )
         .expect("insert");
     let r = store
-        .claim_and_apply(ClaimScope::Hour(hour), 100, "admin", approve_all(3900))
+        .claim_and_apply(ClaimScope::DueAt(hour), 100, "admin", approve_all(3900))
         .expect("claim");
     assert_eq!(
         r.moderated.len(),
@@ -280,7 +280,7 @@ fn concurrent_claimers_never_share_an_order(db: &TestDb) {
 
 storage::backend_tests!(
     claim_moderates_only_due_orders_once,
-    claim_by_hour_takes_only_that_hour,
+    claim_at_a_due_time_takes_only_that_instant,
     claim_rolled_back_on_error_or_panic,
     claim_parks_rows_that_do_not_decode,
     concurrent_claimers_never_share_an_order,

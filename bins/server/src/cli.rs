@@ -156,7 +156,7 @@ pub fn moderate(args: &ModerateArgs) -> anyhow::Result<()> {
         args.policy.rt_lmp_base,
         args.policy.rt_lmp_variance,
     )?;
-    let report = scheduler::moderate_hour(
+    let report = scheduler::moderate_due_time(
         &store,
         &policy,
         args.policy.moderation_seed,

@@ -83,11 +83,13 @@ impl ApiError {
 }
 
 /// The JSON body of every error.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub detail: String,
-    /// What went wrong, for a program; stable across versions.
+    /// What went wrong, for a program; stable across versions (`invalid_parameter`,
+    /// `order_not_found`, `database_unavailable`, ...).
+    #[schema(value_type = String, example = "invalid_parameter")]
     pub code: &'static str,
 }
 

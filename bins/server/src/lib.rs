@@ -1,15 +1,17 @@
-//! The `order-scheduler` server: the seed's HTTP API and the JSON order API over the storage
-//! and scheduler crates. It holds no SQL and no moderation policy of its own.
+//! The `order-scheduler` server: the original system's HTTP API and the JSON order API over
+//! the storage and scheduler crates. It holds no SQL and no moderation policy of its own.
 //!
 //! # Layout
 //! - `config`: command line and environment (clap).
 //! - `cli`: the `seed`, `orders`, `moderate`, `clean` and `status` tools.
-//! - `app`: [`app::Application`]: builds store, scheduler and HTTP server; the routes table.
-//! - `routes`: handlers (`seed`, `orders`, `scheduler`, `health`).
+//! - `app`: [`app::Application`]: builds store, scheduler and HTTP server, and wires them.
+//! - `routes`: handlers; each module registers and documents its own routes.
+//! - `openapi`: the OpenAPI document merged from the route modules, and the route list.
+//! - `middleware`: body limit and deadline, request metrics, JSON error shapes.
 //! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
 //! - `events`: the hub behind the server-sent event stream.
-//! - `metrics`: Prometheus metrics.
-//! - `openapi`: the OpenAPI document, generated from the handlers' annotations.
+//! - `metrics`: Prometheus metrics; `observer`: feeds them and the event hub from the
+//!   scheduler.
 //! - `query`: strict query-string parsing.
 //! - `state`: shared state and the admin-token check.
 
@@ -19,6 +21,8 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod middleware;
+pub mod observer;
 pub mod openapi;
 pub mod query;
 pub mod routes;

@@ -18,8 +18,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// The configured policy (manual moderation may override it per request).
     pub policy: Policy,
-    /// The configured moderation seed.
-    pub seed: Option<u64>,
+    /// The configured moderation seed: with one, outcomes are reproducible.
+    pub moderation_seed: Option<u64>,
     /// Batch size for manual moderation.
     pub batch_size: usize,
     /// When set, admin routes need `Authorization: Bearer <token>`.

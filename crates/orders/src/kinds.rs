@@ -23,8 +23,11 @@ macro_rules! text_enum {
     ($(#[$doc:meta])* $name:ident, $kind:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
         pub enum $name {
-            $($(#[$vdoc])* $variant),+
+            $($(#[$vdoc])*
+            #[cfg_attr(feature = "utoipa", schema(rename = $text))]
+            $variant),+
         }
 
         impl $name {

@@ -187,6 +187,7 @@ impl NewOrder {
 /// A stored order, as the seed's API shows it (same field names, times as
 /// `2025-08-17T21:45:45.000Z`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct Order {
     /// Text id (a UUIDv7, so ids sort by creation).
     pub id: String,
@@ -198,6 +199,7 @@ pub struct Order {
     /// Kind of location.
     pub location_type: LocationType,
     /// Pricing location.
+    #[cfg_attr(feature = "utoipa", schema(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub location: String,
     /// Due time: the scheduler moderates the order at this instant.
     #[serde(with = "serde_ms")]
@@ -205,8 +207,10 @@ pub struct Order {
     /// BUY or SELL.
     pub side: Side,
     /// MWh.
+    #[cfg_attr(feature = "utoipa", schema(value_type = f64, exclusive_minimum = 0, maximum = 10000, multiple_of = 0.001))]
     pub qty_mwh: Quantity,
     /// $/MWh.
+    #[cfg_attr(feature = "utoipa", schema(value_type = f64, minimum = -1000, maximum = 10000, multiple_of = 0.01))]
     pub limit_price: Price,
     /// Where the order is in its life.
     pub status: OrderStatus,
@@ -217,6 +221,7 @@ pub struct Order {
     #[serde(serialize_with = "serde_ms::option::serialize")]
     pub approval_rt_interval_start_utc: Option<DateTime<Utc>>,
     /// Real-time LMP at approval, $/MWh.
+    #[cfg_attr(feature = "utoipa", schema(value_type = Option<f64>, multiple_of = 0.01))]
     pub approval_rt_lmp: Option<Price>,
     /// Where the LMP came from.
     pub approval_rt_source: Option<String>,
@@ -304,6 +309,7 @@ pub const REJECT_REASONS: [&str; 4] = [
 
 /// One line of an order's append-only history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct OrderEvent {
     /// Increasing id; also the server-sent event id.
     pub id: i64,

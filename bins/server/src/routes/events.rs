@@ -4,7 +4,8 @@
 //! missed, replayed from the database, then the live stream. Comments every 15 s keep idle
 //! connections open through proxies.
 
-use crate::error::ApiError;
+use super::resource;
+use crate::error::{ApiError, ErrorBody};
 use crate::events::StreamItem;
 use crate::state::AppState;
 use actix_web::web::Bytes;
@@ -13,6 +14,17 @@ use futures_util::stream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{error::RecvError, Receiver};
+use utoipa::OpenApi;
+
+/// Registers the route under the API prefix.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/events").route(web::get().to(events)));
+}
+
+/// The route's part of the OpenAPI document (paths relative to the API prefix).
+#[derive(OpenApi)]
+#[openapi(paths(events))]
+pub struct EventsApi;
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
 const REPLAY_PAGE: i64 = 500;
@@ -45,14 +57,14 @@ fn frame(item: &StreamItem) -> String {
     }
 }
 
-/// The stream of one client.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+/// `GET /api/v1/events`: the stream of one client, replaying what it missed first.
+#[utoipa::path(get, path = "/events", tag = "events",
     params(
         ("Last-Event-ID" = Option<i64>, Header, description = "Replay events after this id"),
         ("last_event_id" = Option<i64>, Query, description = "Same, for clients that cannot set headers"),
     ),
     responses((status = 200, description = "text/event-stream: `event: order` (id, order_id, from_status, to_status, at, actor, details, hour_start_utc) and `event: scheduler` (state, at, instance_id, error)", content_type = "text/event-stream"),
-        (status = 400, description = "Bad Last-Event-ID", body = crate::openapi::Error)))]
+        (status = 400, description = "Bad Last-Event-ID", body = ErrorBody)))]
 pub async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,

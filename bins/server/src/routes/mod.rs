@@ -1,16 +1,59 @@
-//! HTTP routes. `seed` keeps the original system's routes and shapes; `orders` is the JSON
-//! order API; `scheduler` controls the scheduler; `health` answers probes.
+//! HTTP routes. Each module registers its own routes (`configure`) and documents them (an
+//! OpenAPI fragment that [`crate::openapi`] merges): `legacy` keeps the original system's
+//! routes and shapes; `orders` is the JSON order API; `scheduler_api` shows and controls the
+//! scheduler; `health` answers probes; `events` streams changes; `metrics_endpoint` serves
+//! Prometheus; `dashboard` serves the page.
 
 pub mod dashboard;
 pub mod events;
 pub mod health;
-pub mod metrics;
+pub mod legacy;
+pub mod metrics_endpoint;
 pub mod orders;
-pub mod scheduler;
-pub mod seed;
+pub mod scheduler_api;
 
 use crate::error::ApiError;
-use actix_web::web;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// Prefix of every JSON route; the modules' paths and their documents are relative to it.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Registers every route of the server except the OpenAPI document's own (see
+/// [`crate::openapi::configure`], which must come first).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(API_PREFIX)
+            // The original system's routes first, so `/orders/fake` and `/orders/moderate`
+            // win over `/orders/{id}`.
+            .configure(legacy::configure)
+            .configure(scheduler_api::configure)
+            .configure(health::configure)
+            .configure(orders::configure)
+            .configure(events::configure),
+    )
+    .configure(metrics_endpoint::configure)
+    .configure(dashboard::configure)
+    .default_service(web::to(not_found));
+}
+
+/// The dashboard's page and files: registered by [`dashboard::configure`], not part of the
+/// OpenAPI document (they are not API operations), listed here for the route list.
+pub const DASHBOARD_ROUTES: &[&str] = &["/", "/dashboard/{asset}"];
+
+/// A resource whose other methods answer 405 in the API's JSON error shape.
+pub fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(req.method().to_string()))
+    }))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
+}
 
 /// Runs blocking database work on actix's blocking pool, never on an async worker.
 pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>

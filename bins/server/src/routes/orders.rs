@@ -1,34 +1,153 @@
-//! The JSON order API beside the seed's routes: create (idempotent), list with filters and
-//! cursor pagination, one order with its history, cancel, and positions with exact P&L.
+//! The JSON order API beside the original system's routes: create (idempotent), list with
+//! filters and cursor pagination, one order with its history, cancel, and positions with
+//! exact P&L.
 
-use super::{blocking, due_time_param, order_id};
-use crate::error::ApiError;
+use super::{blocking, due_time_param, order_id, resource};
+use crate::error::{ApiError, ErrorBody};
 use crate::query::Params;
 use crate::state::AppState;
 use ::orders::{
-    format_ms, Location, LocationType, NewOrder, Order, OrderStatus, Pnl, Price, Quantity, Side,
+    format_ms, Location, LocationType, NewOrder, Order, OrderEvent, OrderStatus, Pnl, Price,
+    Quantity, Side,
 };
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use storage::{Idempotency, ManualChange, OrderFilter};
+use storage::{Idempotency, ManualChange, OrderFilter, OrderPage, PnlTotals};
+use utoipa::{OpenApi, ToSchema};
+
+/// Registers the routes under the API prefix.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/orders")
+            .route(web::post().to(create_order))
+            .route(web::get().to(list_orders)),
+    )
+    .service(resource("/orders/{id}").route(web::get().to(get_order)))
+    .service(resource("/orders/{id}/cancel").route(web::post().to(cancel_order)))
+    .service(resource("/positions").route(web::get().to(positions)));
+}
+
+/// The routes' part of the OpenAPI document (paths relative to the API prefix).
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_order, list_orders, get_order, cancel_order, positions),
+    components(schemas(
+        CreateOrder,
+        OrderPageReply,
+        OrderDetail,
+        Position,
+        PositionsReply,
+        TotalsReply
+    ))
+)]
+pub struct OrdersApi;
 
 /// Body of `POST /api/v1/orders`. Unknown fields are refused, so a typo cannot pass silently.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     /// `BUY` or `SELL` (any case).
     pub side: Side,
-    /// MWh, > 0 and ≤ 10,000, at most 3 decimals (number or string).
+    /// MWh, at most 3 decimals; a decimal string such as `"1.5"` is accepted too.
+    #[schema(value_type = f64, exclusive_minimum = 0, maximum = 10000, multiple_of = 0.001)]
     pub qty_mwh: Quantity,
-    /// $/MWh, -1,000 to 10,000, at most 2 decimals (number or string).
+    /// $/MWh, at most 2 decimals; a decimal string is accepted too.
+    #[schema(value_type = f64, minimum = -1000, maximum = 10000, multiple_of = 0.01)]
     pub limit_price: Price,
-    /// RFC 3339 with an offset.
+    /// Due time: RFC 3339 with an offset, from 2000 to 2099 (UTC).
+    #[schema(format = DateTime, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")]
     pub hour_start_utc: String,
-    /// Default `PJM-RTO`.
+    /// Pricing location; default `PJM-RTO`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub location: Option<String>,
-    /// Default `ZONE`.
+    /// Kind of location; default `ZONE`.
     pub location_type: Option<LocationType>,
+}
+
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPageReply {
+    /// At most `limit` orders.
+    pub orders: Vec<Order>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+// Destructured field by field, so a field added to the storage type fails to compile here
+// instead of silently missing from the answer and its schema.
+impl From<OrderPage> for OrderPageReply {
+    fn from(page: OrderPage) -> Self {
+        let OrderPage {
+            orders,
+            next_cursor,
+        } = page;
+        Self {
+            orders,
+            next_cursor,
+        }
+    }
+}
+
+/// One order with its P&L and its whole history (keys in alphabetical order, as before).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDetail {
+    /// Every status change, oldest first.
+    pub history: Vec<OrderEvent>,
+    /// The order.
+    pub order: Order,
+    /// Its P&L as a closed position, exact (see [`Position::pnl`]).
+    #[schema(value_type = f64, multiple_of = 0.00001)]
+    pub pnl: Pnl,
+}
+
+/// Open and closed positions with their P&L, and totals over every order of the filter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionsReply {
+    /// Orders no longer pending, newest first.
+    pub closed: Vec<Position>,
+    /// Pending orders, newest first.
+    pub open: Vec<Position>,
+    /// Counts and total P&L over all orders, not only the listed ones.
+    pub totals: TotalsReply,
+}
+
+/// Counts and P&L over every order matching the location filter.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotalsReply {
+    /// Orders still pending.
+    pub open_count: i64,
+    /// Orders no longer pending.
+    pub closed_count: i64,
+    /// Approved (or cleared) orders.
+    pub approved_count: i64,
+    /// Rejected orders.
+    pub rejected_count: i64,
+    /// Cancelled orders.
+    pub cancelled_count: i64,
+    /// Sum of every closed position's P&L, exact.
+    #[schema(value_type = f64, multiple_of = 0.00001)]
+    pub total_pnl: Pnl,
+}
+
+impl From<PnlTotals> for TotalsReply {
+    fn from(totals: PnlTotals) -> Self {
+        let PnlTotals {
+            open_count,
+            closed_count,
+            approved_count,
+            rejected_count,
+            cancelled_count,
+            total_pnl,
+        } = totals;
+        Self {
+            open_count,
+            closed_count,
+            approved_count,
+            rejected_count,
+            cancelled_count,
+            total_pnl,
+        }
+    }
 }
 
 impl CreateOrder {
@@ -62,14 +181,15 @@ fn fingerprint(o: &NewOrder) -> String {
 
 /// `POST /api/v1/orders` with a JSON body and an optional `Idempotency-Key` header: 201 with
 /// the new order, or 200 with the original on a repeat of the same key and body.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
-    request_body = crate::openapi::CreateOrder,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a repeat returns the original order")),
-    responses((status = 201, description = "Created", body = crate::openapi::Order),
-        (status = 200, description = "Repeat of an earlier request with this key", body = crate::openapi::Order),
-        (status = 409, description = "Key reused with another body", body = crate::openapi::Error),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Error),
-        (status = 415, description = "Not JSON", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
+#[utoipa::path(post, path = "/orders", tag = "orders",
+    request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "Makes retries safe: a repeat returns the original order")),
+    responses((status = 201, description = "Created", body = Order),
+        (status = 200, description = "Repeat of an earlier request with this key", body = Order),
+        (status = 409, description = "Key reused with another body", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn create_order(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -116,17 +236,21 @@ pub async fn create_order(
 
 /// `GET /api/v1/orders?status=&side=&location=&due_from=&due_to=&limit=&cursor=`: newest first;
 /// pass `next_cursor` back as `cursor` for the next page.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders",
+#[utoipa::path(get, path = "/orders", tag = "orders",
     params(
-        ("status" = Option<String>, Query, description = "Only this status"),
-        ("side" = Option<String>, Query, description = "BUY or SELL"),
-        ("location" = Option<String>, Query, description = "Only this location"),
-        ("due_from" = Option<String>, Query, description = "Due at or after (RFC 3339)"),
-        ("due_to" = Option<String>, Query, description = "Due before (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("status" = Option<OrderStatus>, Query, description = "Only this status"),
+        ("side" = Option<Side>, Query, description = "Only this side"),
+        ("location" = Option<String>, Query, description = "Only this location",
+            pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+        ("due_from" = Option<String>, Query, description = "Due at or after (RFC 3339 with an offset)",
+            format = DateTime, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$"),
+        ("due_to" = Option<String>, Query, description = "Due before (RFC 3339 with an offset)",
+            format = DateTime, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$"),
+        ("limit" = Option<i64>, Query, description = "Default 100", minimum = 1, maximum = 1000),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page",
+            pattern = r"^[A-Za-z0-9_-]{1,64}$"),
     ),
-    responses((status = 200, description = "A page, newest first", body = crate::openapi::OrderPage), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
+    responses((status = 200, description = "A page, newest first", body = OrderPageReply), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn list_orders(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -158,34 +282,38 @@ pub async fn list_orders(
     let cursor = p.get("cursor").map(order_id).transpose()?;
     let store = state.store.clone();
     let page = blocking(move || Ok(store.list_orders(&filter, cursor.as_deref(), limit)?)).await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(OrderPageReply::from(page)))
 }
 
 /// `GET /api/v1/orders/{id}`: the order, its P&L and its whole history.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
-    responses((status = 200, description = "The order, its P&L and history", body = crate::openapi::OrderDetail),
-        (status = 404, description = "Unknown order", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
+    params(("id" = String, Path, description = "Order id", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, description = "The order, its P&L and history", body = OrderDetail),
+        (status = 404, description = "Unknown order", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn get_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let store = state.store.clone();
-    let (order, history) = blocking(move || {
+    let detail = blocking(move || {
         let order = store.get_order(&id)?;
-        Ok((order, store.order_events(&id)?))
+        Ok(OrderDetail {
+            history: store.order_events(&id)?,
+            pnl: order.pnl(),
+            order,
+        })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(json!({ "pnl": order.pnl(), "order": order, "history": history })))
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// `POST /api/v1/orders/{id}/cancel`: PENDING → CANCELLED; 409 from any other status.
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders",
-    params(("id" = String, Path, description = "Order id")),
-    responses((status = 200, description = "Cancelled", body = crate::openapi::Order),
-        (status = 404, description = "Unknown order", body = crate::openapi::Error),
-        (status = 409, description = "Not pending", body = crate::openapi::Error), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path, description = "Order id", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, description = "Cancelled", body = Order),
+        (status = 404, description = "Unknown order", body = ErrorBody),
+        (status = 409, description = "Not pending", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn cancel_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -201,23 +329,25 @@ pub async fn cancel_order(
 }
 
 /// One position: the order's fields and its P&L.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Position {
-    /// The order.
+    /// The order's fields, at the top level of the position.
     #[serde(flatten)]
     pub order: Order,
     /// `(rt - limit) * qty * (+1 BUY / -1 SELL)` when approved, else 0; exact.
+    #[schema(value_type = f64, multiple_of = 0.00001)]
     pub pnl: Pnl,
 }
 
 /// `GET /api/v1/positions?location=&limit=`: open and closed positions (newest first, up to
 /// `limit` each) with per-order P&L, and totals over every order.
-#[utoipa::path(get, path = "/api/v1/positions", tag = "orders",
+#[utoipa::path(get, path = "/positions", tag = "orders",
     params(
-        ("location" = Option<String>, Query, description = "Only this location"),
-        ("limit" = Option<i64>, Query, description = "0 to 10000 per table, default 200"),
+        ("location" = Option<String>, Query, description = "Only this location",
+            pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+        ("limit" = Option<i64>, Query, description = "Per table; default 200", minimum = 0, maximum = 10000),
     ),
-    responses((status = 200, description = "Positions with P&L and totals", body = crate::openapi::PositionsReply), (status = 400, description = "Bad input", body = crate::openapi::Error), (status = 503, description = "Database unavailable", body = crate::openapi::Error)))]
+    responses((status = 200, description = "Positions with P&L and totals", body = PositionsReply), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn positions(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -230,12 +360,6 @@ pub async fn positions(
         .map(Location::parse)
         .transpose()?;
     let store = state.store.clone();
-    let (open, closed, totals) = blocking(move || {
-        let loc = location.as_ref().map(Location::as_str);
-        let (open, closed) = store.fetch_orders(limit, limit, loc)?;
-        Ok((open, closed, store.pnl_totals(loc)?))
-    })
-    .await?;
     let as_positions = |orders: Vec<Order>| -> Vec<Position> {
         orders
             .into_iter()
@@ -245,9 +369,15 @@ pub async fn positions(
             })
             .collect()
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "open": as_positions(open),
-        "closed": as_positions(closed),
-        "totals": totals,
-    })))
+    let reply = blocking(move || {
+        let loc = location.as_ref().map(Location::as_str);
+        let (open, closed) = store.fetch_orders(limit, limit, loc)?;
+        Ok(PositionsReply {
+            closed: as_positions(closed),
+            open: as_positions(open),
+            totals: store.pnl_totals(loc)?.into(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(reply))
 }

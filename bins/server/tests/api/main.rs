@@ -6,5 +6,5 @@ mod helpers;
 mod admin;
 mod bad_input;
 mod observability;
+mod legacy_routes;
 mod order_api;
-mod seed_routes;

@@ -293,9 +293,11 @@ async fn openapi_document_is_valid_and_every_route_answers() {
             );
         }
     }
-    assert_eq!(documented, order_scheduler::app::ROUTES.len());
+    let routes = order_scheduler::openapi::route_list();
+    let dashboard = order_scheduler::routes::DASHBOARD_ROUTES.len();
+    assert_eq!(documented + dashboard, routes.len());
     // Every listed route is really registered: no route_not_found / method_not_allowed.
-    for (method, path) in order_scheduler::app::ROUTES {
+    for order_scheduler::openapi::Route { method, path } in &routes {
         let concrete = path
             .replace("{order_id}", "00000000-0000-7000-8000-000000000000")
             .replace("{id}", "00000000-0000-7000-8000-000000000000")

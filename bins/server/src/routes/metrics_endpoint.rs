@@ -1,9 +1,21 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: every Prometheus metric in the text format, with the database gauges
+//! refreshed first.
 
-use super::blocking;
+use super::{blocking, resource};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
+use utoipa::OpenApi;
+
+/// Registers the route, at the root (not under the API prefix), where scrapers look.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics").route(web::get().to(metrics)));
+}
+
+/// The route's part of the OpenAPI document (path from the root).
+#[derive(OpenApi)]
+#[openapi(paths(metrics))]
+pub struct MetricsApi;
 
 /// Refreshes the database gauges, then renders every metric.
 #[utoipa::path(get, path = "/metrics", tag = "meta",
@@ -23,7 +35,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .with_label_values(&["in_use"])
         .set(i64::from(connections.saturating_sub(idle)));
     m.pool.with_label_values(&["idle"]).set(i64::from(idle));
-    m.running.set(i64::from(state.scheduler.status_light().0));
+    m.running.set(i64::from(state.scheduler.liveness().running));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render()))

@@ -1,0 +1,337 @@
+//! The original system's routes, parameters and JSON shapes, unchanged so its front end and
+//! scripts keep working: create a fake order, PATCH its status, moderate one due time, and
+//! `fetch_orders`. Their inputs are query parameters; the document states each one's rules.
+
+use super::{blocking, due_time_param, order_id, resource};
+use crate::error::{ApiError, ErrorBody};
+use crate::query::Params;
+use crate::state::AppState;
+use ::orders::{
+    format_ms, Location, LocationType, NewOrder, NewOrderFields, Order, OrderStatus, Price, Side,
+};
+use actix_web::{web, HttpRequest, HttpResponse};
+use moderator::Policy;
+use scheduler::DueReport;
+use serde::Serialize;
+use storage::ManualChange;
+use utoipa::{OpenApi, ToSchema};
+
+/// Registers the routes under the API prefix.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/orders/fake").route(web::post().to(create_fake_order)))
+        .service(resource("/orders/fake/{order_id}").route(web::patch().to(patch_fake_order)))
+        .service(resource("/orders/moderate/{hour_start_utc}").route(web::post().to(moderate_hour)))
+        .service(resource("/fetch_orders").route(web::get().to(fetch_orders)));
+}
+
+/// The routes' part of the OpenAPI document (paths relative to the API prefix).
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_fake_order, patch_fake_order, moderate_hour, fetch_orders),
+    components(schemas(FakeOrderReply, PatchReply, ModerateReply, FetchOrdersReply, OrderList))
+)]
+pub struct LegacyApi;
+
+/// Answer of the create route. Fields in alphabetical order, as the original's JSON had them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FakeOrderReply {
+    /// `Fake BUY order for 1.5 MWh created, due <time>`.
+    pub message: String,
+    /// The stored order.
+    pub order: Order,
+    /// Its id, repeated for the original's scripts.
+    pub order_id: String,
+    /// Always `success`.
+    #[schema(value_type = String, example = "success")]
+    pub status: &'static str,
+}
+
+/// Answer of the PATCH route.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatchReply {
+    /// `Order <id> updated to <STATUS>`.
+    pub message: String,
+    /// The order after the change.
+    pub order: Order,
+    /// Always `success`.
+    #[schema(value_type = String, example = "success")]
+    pub status: &'static str,
+}
+
+/// Answer of the moderate route.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerateReply {
+    /// `Moderated N orders for <time>: A approved, R rejected`.
+    pub message: String,
+    /// Counts and the moderated orders.
+    pub result: DueReport,
+    /// Always `success`.
+    #[schema(value_type = String, example = "success")]
+    pub status: &'static str,
+}
+
+/// Answer of `fetch_orders`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FetchOrdersReply {
+    /// Orders no longer pending, newest first.
+    pub closed: OrderList,
+    /// Pending orders, newest first.
+    pub open: OrderList,
+}
+
+/// Orders with their number (`count` is the length of `orders`, not a total).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    /// Number of orders listed.
+    pub count: usize,
+    /// The orders.
+    pub orders: Vec<Order>,
+}
+
+impl From<Vec<Order>> for OrderList {
+    fn from(orders: Vec<Order>) -> Self {
+        Self {
+            count: orders.len(),
+            orders,
+        }
+    }
+}
+
+/// `POST /api/v1/orders/fake?side=&qty_mwh=&limit_price=&hour_start_utc=&location=&location_type=`
+#[utoipa::path(post, path = "/orders/fake", tag = "original",
+    params(
+        ("side" = Side, Query, description = "BUY or SELL, any case"),
+        ("qty_mwh" = f64, Query, description = "MWh, at most 3 decimals",
+            exclusive_minimum = 0, maximum = 10000, multiple_of = 0.001),
+        ("limit_price" = f64, Query, description = "$/MWh, at most 2 decimals",
+            minimum = -1000, maximum = 10000, multiple_of = 0.01),
+        ("hour_start_utc" = String, Query, format = DateTime, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$",
+            description = "Due time, RFC 3339 with an offset, from 2000 to 2099 (UTC)"),
+        ("location" = Option<String>, Query, description = "Default PJM-RTO",
+            pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+        ("location_type" = Option<LocationType>, Query, description = "Default ZONE"),
+    ),
+    responses((status = 200, description = "Created", body = FakeOrderReply), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn create_fake_order(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(
+        req.query_string(),
+        &[
+            "side",
+            "qty_mwh",
+            "limit_price",
+            "hour_start_utc",
+            "location",
+            "location_type",
+        ],
+    )?;
+    let due = p
+        .get("hour_start_utc")
+        .map(|raw| due_time_param("hour_start_utc", raw))
+        .transpose()?;
+    let due_text = due.map(|t| format_ms(&t));
+    let new = NewOrder::from_fields(&NewOrderFields {
+        side: p.get("side"),
+        qty_mwh: p.get("qty_mwh"),
+        limit_price: p.get("limit_price"),
+        hour_start_utc: due_text.as_deref(),
+        location: p.get("location"),
+        location_type: p.get("location_type"),
+    })?;
+    let due = new.hour_start_utc();
+    let store = state.store.clone();
+    let inserted = blocking(move || Ok(store.insert_order(&new, None, "api")?)).await?;
+    state.scheduler.notify_due(due);
+    let order = inserted.order;
+    Ok(HttpResponse::Ok().json(FakeOrderReply {
+        message: format!(
+            "Fake {} order for {} MWh created, due {}",
+            order.side,
+            order.qty_mwh,
+            format_ms(&due)
+        ),
+        order_id: order.id.clone(),
+        order,
+        status: "success",
+    }))
+}
+
+/// `PATCH /api/v1/orders/fake/{order_id}?status=&approval_rt_lmp=&approval_rt_source=&reject_reason=`
+/// (admin): a manual status change, legal transitions only.
+#[utoipa::path(patch, path = "/orders/fake/{order_id}", tag = "original",
+    security(("admin_token" = [])),
+    params(
+        ("order_id" = String, Path, description = "Order id", pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("status" = OrderStatus, Query, description = "Target status; legal transitions only"),
+        ("approval_rt_lmp" = Option<f64>, Query, description = "Required to approve, $/MWh",
+            minimum = 0.01, maximum = 10000, multiple_of = 0.01),
+        ("approval_rt_source" = Option<String>, Query, description = "Default MANUAL",
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,200}$"),
+        ("reject_reason" = Option<String>, Query, description = "Default 'Manual rejection'",
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,200}$"),
+    ),
+    responses((status = 200, description = "Updated", body = PatchReply), (status = 401, description = "Admin token missing or wrong", body = ErrorBody),
+        (status = 404, description = "Unknown order", body = ErrorBody),
+        (status = 409, description = "Illegal transition", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn patch_fake_order(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.require_admin(&req)?;
+    let id = order_id(&path)?;
+    let p = Params::parse(
+        req.query_string(),
+        &[
+            "status",
+            "approval_rt_lmp",
+            "approval_rt_source",
+            "reject_reason",
+        ],
+    )?;
+    let to = p
+        .parsed::<OrderStatus>("status")?
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "missing_parameter",
+            detail: "status is required".into(),
+        })?;
+    let rt_lmp = match p.get("approval_rt_lmp") {
+        None => None,
+        Some(raw) => {
+            let price = Price::parse(raw)
+                .map_err(|e| ApiError::invalid(format!("approval_rt_lmp: {e}")))?;
+            if price.scaled() < 1 || price.scaled() > 1_000_000 {
+                return Err(ApiError::invalid(
+                    "approval_rt_lmp must be between 0.01 and 10000",
+                ));
+            }
+            Some(price)
+        }
+    };
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match p.get(name) {
+            Some(v)
+                if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) =>
+            {
+                Err(ApiError::invalid(format!(
+                    "{name} must be 1 to 200 printable characters"
+                )))
+            }
+            other => Ok(other.map(str::to_string)),
+        }
+    };
+    let change = ManualChange {
+        to: Some(to),
+        rt_lmp,
+        rt_source: text("approval_rt_source")?,
+        reject_reason: text("reject_reason")?,
+    };
+    let store = state.store.clone();
+    let order = blocking(move || Ok(store.transition(&id, &change, "admin")?)).await?;
+    Ok(HttpResponse::Ok().json(PatchReply {
+        message: format!("Order {} updated to {}", order.id, order.status),
+        order,
+        status: "success",
+    }))
+}
+
+/// `POST /api/v1/orders/moderate/{hour_start_utc}?approval_probability=&rt_lmp_base=&rt_lmp_variance=`
+/// (admin): moderates every pending order of that due time now.
+#[utoipa::path(post, path = "/orders/moderate/{hour_start_utc}", tag = "original",
+    security(("admin_token" = [])),
+    params(
+        ("hour_start_utc" = String, Path, format = DateTime, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$",
+            description = "Due time, RFC 3339 with an offset, from 2000 to 2099 (UTC)"),
+        ("approval_probability" = Option<f64>, Query, description = "Default the server's",
+            minimum = 0, maximum = 1),
+        ("rt_lmp_base" = Option<f64>, Query, description = "$/MWh; default the server's",
+            minimum = 0, maximum = 10000, multiple_of = 0.01),
+        ("rt_lmp_variance" = Option<f64>, Query, description = "$/MWh; default the server's",
+            minimum = 0, maximum = 10000, multiple_of = 0.01),
+    ),
+    responses((status = 200, description = "Moderated", body = ModerateReply), (status = 401, description = "Admin token missing or wrong", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn moderate_hour(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.require_admin(&req)?;
+    let hour = due_time_param("hour_start_utc", &path)?;
+    let p = Params::parse(
+        req.query_string(),
+        &["approval_probability", "rt_lmp_base", "rt_lmp_variance"],
+    )?;
+    let defaults = state.policy;
+    let policy = Policy::new(
+        p.finite("approval_probability", defaults.approval_probability())?,
+        p.finite("rt_lmp_base", defaults.rt_lmp_base().to_f64())?,
+        p.finite("rt_lmp_variance", defaults.rt_lmp_variance().to_f64())?,
+    )
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let store = state.store.clone();
+    let (seed, batch) = (state.moderation_seed, state.batch_size);
+    let report = blocking(move || {
+        Ok(scheduler::moderate_due_time(
+            &store,
+            &policy,
+            seed,
+            hour,
+            "admin:moderate-hour",
+            batch,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ModerateReply {
+        message: format!(
+            "Moderated {} orders for {}: {} approved, {} rejected",
+            report.total_orders,
+            format_ms(&hour),
+            report.approved,
+            report.rejected
+        ),
+        result: report,
+        status: "success",
+    }))
+}
+
+/// `GET /api/v1/fetch_orders?limit_open=200&limit_closed=200&location=`: open (PENDING) and
+/// closed orders, newest first.
+#[utoipa::path(get, path = "/fetch_orders", tag = "original",
+    params(
+        ("limit_open" = Option<i64>, Query, description = "Default 200", minimum = 0, maximum = 10000),
+        ("limit_closed" = Option<i64>, Query, description = "Default 200", minimum = 0, maximum = 10000),
+        ("location" = Option<String>, Query, description = "Only this location",
+            pattern = r"^[A-Za-z0-9._-]{1,64}$"),
+    ),
+    responses((status = 200, description = "Open and closed orders, newest first", body = FetchOrdersReply), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn fetch_orders(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(
+        req.query_string(),
+        &["limit_open", "limit_closed", "location"],
+    )?;
+    let limit_open = p.int_in("limit_open", 200, 0, 10_000)?;
+    let limit_closed = p.int_in("limit_closed", 200, 0, 10_000)?;
+    let location = p
+        .get("location")
+        .filter(|l| !l.is_empty())
+        .map(Location::parse)
+        .transpose()?;
+    let store = state.store.clone();
+    let (open, closed) = blocking(move || {
+        Ok(store.fetch_orders(
+            limit_open,
+            limit_closed,
+            location.as_ref().map(Location::as_str),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(FetchOrdersReply {
+        closed: closed.into(),
+        open: open.into(),
+    }))
+}

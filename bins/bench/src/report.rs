@@ -1,5 +1,8 @@
-//! The results of one invocation: every run, medians (min–max), the targets of issue 5 with
-//! whether each is met, the machine; printed as a table and serialised to JSON.
+//! The results of one invocation: every run, medians (min–max), the targets of issues 5 and
+//! 11 with whether each is met, the machine; printed as a table and serialised to JSON. The
+//! issue 11 cases (real conditions) live in [`realtime`].
+
+mod realtime;
 
 use crate::catchup::CatchupRun;
 use crate::db::Backend;
@@ -93,6 +96,9 @@ pub struct Report {
     lateness: Vec<LatenessEntry>,
     http: Vec<HttpEntry>,
     scaleout: Vec<ScaleoutEntry>,
+    busy: Vec<realtime::BusyEntry>,
+    cross: Vec<realtime::CrossEntry>,
+    idle: Vec<realtime::IdleEntry>,
     targets: Vec<Target>,
 }
 
@@ -129,6 +135,9 @@ impl Report {
             lateness: Vec::new(),
             http: Vec::new(),
             scaleout: Vec::new(),
+            busy: Vec::new(),
+            cross: Vec::new(),
+            idle: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -218,9 +227,9 @@ impl Report {
         });
     }
 
-    /// Whether any HTTP request failed.
+    /// Whether any HTTP request failed (create load, or the read load of lateness (c)).
     pub fn has_errors(&self) -> bool {
-        self.http.iter().any(|h| h.errors > 0)
+        self.http.iter().any(|h| h.errors > 0) || self.realtime_errors()
     }
 
     /// Evaluates the targets against the medians.
@@ -311,6 +320,7 @@ impl Report {
                 );
             }
         }
+        self.realtime_targets(&mut add);
         self.targets = targets;
     }
 
@@ -437,10 +447,11 @@ impl Report {
                 );
             }
         }
+        self.realtime_table(&mut t);
         if !self.targets.is_empty() {
             let _ = writeln!(
                 t,
-                "\n## Targets (issue 5){}",
+                "\n## Targets (issues 5 and 11){}",
                 if self.smoke {
                     " — not meaningful at smoke sizes"
                 } else {

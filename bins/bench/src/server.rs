@@ -1,6 +1,6 @@
 //! The real `order-scheduler` binary as a child process: spawned on a free loopback port,
-//! waited for until healthy, controlled over HTTP, its peak RSS read from `/proc`, killed on
-//! drop.
+//! waited for until healthy, controlled over HTTP, its peak RSS and CPU time read from `/proc`,
+//! killed on drop (or on demand, to play a crashed instance).
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,17 @@ impl Server {
     /// Starts a server on `db_url`; with `autostart` false the scheduler waits for
     /// `POST /api/v1/scheduler/start`. Returns once `/api/v1/health/simple` answers.
     pub fn start(cfg: &ServerConfig, db_url: &str, autostart: bool, name: &str) -> Result<Server> {
+        Self::start_with(cfg, db_url, autostart, name, &[])
+    }
+
+    /// Same as [`start`](Self::start), with extra command-line arguments for the server.
+    pub fn start_with(
+        cfg: &ServerConfig,
+        db_url: &str,
+        autostart: bool,
+        name: &str,
+        extra: &[&str],
+    ) -> Result<Server> {
         let port = free_port()?;
         let log = cfg.log_dir.join(format!("server-{name}-{port}.log"));
         let out = std::fs::File::create(&log)
@@ -42,6 +53,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--instance-id")
             .arg(name)
+            .args(extra)
             .env_remove("ADMIN_TOKEN")
             .stdin(Stdio::null())
             .stdout(out)
@@ -112,6 +124,19 @@ impl Server {
     pub fn peak_rss_mib(&self) -> Result<f64> {
         peak_rss_mib(self.pid())
     }
+
+    /// CPU time the process has used so far (user + system), seconds.
+    pub fn cpu_s(&self) -> Result<f64> {
+        cpu_s(self.pid())
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), reaped at once: the process gets no chance
+    /// to finish anything, as when a machine or container dies.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }
 
 impl Drop for Server {
@@ -132,6 +157,41 @@ pub fn peak_rss_mib(pid: u32) -> Result<f64> {
         .and_then(|v| v.parse::<f64>().ok())
         .context("no VmHWM in /proc/<pid>/status")?;
     Ok(kb / 1024.0)
+}
+
+/// CPU time used so far by process `pid` (`utime + stime` of `/proc/<pid>/stat`), seconds.
+pub fn cpu_s(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces and parentheses; the fields after its closing
+    // parenthesis start at field 3 (state), so utime (14) and stime (15) are the 12th and 13th.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed /proc/<pid>/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("no utime/stime in /proc/<pid>/stat")
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks_per_s())
+}
+
+/// `getconf CLK_TCK` (the unit of `/proc/<pid>/stat` times); 100, the Linux value, if unknown.
+fn clock_ticks_per_s() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 /// A loopback port nobody listens on right now.

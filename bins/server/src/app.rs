@@ -151,7 +151,7 @@ impl Application {
         self.port
     }
 
-    /// The store the application uses.
+    /// The store the application opened (tests read and fill the database through it).
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -36,7 +36,7 @@ pub enum ApiError {
     Conflict {
         /// `illegal_transition`, `concurrent_change`, `idempotency_key_reused`.
         code: &'static str,
-        /// Explanation.
+        /// What conflicted, naming the order and statuses.
         detail: String,
     },
     /// The body is larger than the limit.

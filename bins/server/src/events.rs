@@ -38,7 +38,7 @@ pub struct SchedulerState {
     /// When it happened.
     #[serde(with = "orders::time::serde_ms")]
     pub at: DateTime<Utc>,
-    /// Which scheduler.
+    /// The instance id of the scheduler that changed state (`scheduler:<id>` in histories).
     pub instance_id: String,
     /// The error, for `error`.
     pub error: Option<String>,

@@ -1,6 +1,7 @@
-//! Strict query-string parsing for the seed's routes: every parameter at most once, no unknown
-//! names, valid UTF-8. FastAPI silently took the last of repeated parameters; we refuse them, so
-//! that a client never gets an order other than the one it believes it sent.
+//! Strict query-string parsing for the original system's routes: every parameter at most
+//! once, no unknown names, valid UTF-8. FastAPI silently took the last of repeated
+//! parameters; we refuse them, so that a client never gets an order other than the one it
+//! believes it sent.
 
 use crate::error::ApiError;
 use std::collections::HashMap;

@@ -12,9 +12,9 @@ use subtle::ConstantTimeEq;
 
 /// Shared, read-only application state.
 pub struct AppState {
-    /// The order store.
+    /// Every read and write of orders goes through it (handlers call it inside `web::block`).
     pub store: Store,
-    /// The scheduler of this process.
+    /// This process's scheduler: woken by new orders, controlled by the scheduler routes.
     pub scheduler: Arc<Scheduler>,
     /// The configured policy (manual moderation may override it per request).
     pub policy: Policy,
@@ -26,7 +26,7 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Live order and scheduler events for `GET /api/v1/events`.
     pub events: Arc<EventHub>,
-    /// Prometheus metrics.
+    /// Counters the middleware and the scheduler observer feed; `/metrics` renders them.
     pub metrics: Arc<Metrics>,
 }
 

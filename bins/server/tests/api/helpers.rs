@@ -22,7 +22,8 @@ pub struct TestApp {
 pub struct Options {
     pub admin_token: Option<String>,
     pub autostart: bool,
-    pub seed: Option<u64>,
+    /// Makes moderation outcomes reproducible.
+    pub moderation_seed: Option<u64>,
 }
 
 impl Default for Options {
@@ -30,7 +31,7 @@ impl Default for Options {
         Self {
             admin_token: None,
             autostart: true,
-            seed: None,
+            moderation_seed: None,
         }
     }
 }
@@ -45,7 +46,7 @@ pub fn serve_args(url: &str, o: &Options) -> ServeArgs {
             approval_probability: 0.7,
             rt_lmp_base: 40.0,
             rt_lmp_variance: 10.0,
-            moderation_seed: o.seed,
+            moderation_seed: o.moderation_seed,
         },
         bind: "127.0.0.1:0".into(),
         check_interval_secs: 30.0,
@@ -144,7 +145,7 @@ impl TestApp {
         self.request(Method::POST, path, Some(body), false).await
     }
 
-    /// Creates an order through the seed's route, due `secs` from now.
+    /// Creates an order through the original system's route, due `secs` from now.
     pub async fn create_fake(&self, side: &str, qty: &str, price: &str, due_in_ms: i64) -> Value {
         let due =
             orders::format_ms(&(chrono::Utc::now() + chrono::Duration::milliseconds(due_in_ms)));

@@ -1,5 +1,5 @@
 //! HTTP routes. Each module registers its own routes (`configure`) and documents them (an
-//! OpenAPI fragment that [`crate::openapi`] merges): `legacy` keeps the original system's
+//! OpenAPI fragment that the `openapi` module merges): `legacy` keeps the original system's
 //! routes and shapes; `orders` is the JSON order API; `scheduler_api` shows and controls the
 //! scheduler; `health` answers probes; `events` streams changes; `metrics_endpoint` serves
 //! Prometheus; `dashboard` serves the page.
@@ -19,7 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 pub const API_PREFIX: &str = "/api/v1";
 
 /// Registers every route of the server except the OpenAPI document's own (see
-/// [`crate::openapi::configure`], which must come first).
+/// `openapi::configure`, which must come first; this module does not depend on it).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(API_PREFIX)

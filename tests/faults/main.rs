@@ -1,5 +1,6 @@
 //! Fault suite: the real `order-scheduler` binary under kills, database restarts, several
-//! instances, hostile input, fuzzing, security checks and a soak. Every scenario prints a
+//! instances (one killed right after creating an order), a status-polling storm over a big
+//! book, hostile input, fuzzing, security checks and a soak. Every scenario prints a
 //! `FIGURES` line (run with `--nocapture` to see them); `docs/RELIABILITY.md` quotes them.
 //!
 //! The heavy or timing-sensitive scenarios take [`support::heavy`] so that they run one at a
@@ -9,9 +10,11 @@ mod db_restart;
 mod fuzz;
 mod hostile;
 mod kill_drain;
+mod killed_creator;
 mod offsets;
 mod security;
 mod soak;
+mod status_storm;
 mod support;
 mod three_instances;
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the fault scenarios: a lock that runs the heavy scenarios one at a time,
-//! order generation, polling, and the database checks every scenario ends with (exactly one
-//! moderation event per order, no half-written row, lateness from the history).
+//! order generation and creation over HTTP, polling, and the database checks every scenario
+//! ends with (exactly one moderation event per order, no half-written row, lateness from the
+//! history).
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use diesel::dsl::count_star;
@@ -218,10 +219,50 @@ pub fn lateness_ms(store: &Store) -> (Vec<i64>, std::collections::BTreeMap<Strin
     (late, actors)
 }
 
-/// The value at percentile `p` (0..=1) of sorted `v`, or 0 when empty.
+/// The value at fraction `p` (0..=1) of sorted `v`, or 0 when empty: the workspace's one
+/// percentile ([`scheduler::stats::percentile`], nearest rank), so that the figures the
+/// scenarios print mean what the status and the benchmark mean.
 pub fn pct(v: &[i64], p: f64) -> i64 {
-    if v.is_empty() {
-        return 0;
-    }
-    v[(((v.len() - 1) as f64) * p).round() as usize]
+    scheduler::stats::percentile(v, p * 100.0).unwrap_or(0)
+}
+
+/// Creates one order due at `due` (whole milliseconds) through `POST /api/v1/orders` of the
+/// server at `base`, and returns its id; panics on anything but a 2xx answer.
+pub fn create_order_due(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    due: DateTime<Utc>,
+) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/orders"))
+        .json(&serde_json::json!({
+            "side": "BUY", "qty_mwh": "3.5", "limit_price": "42.5",
+            "hour_start_utc": orders::format_ms(&due),
+        }))
+        .send()
+        .expect("create an order");
+    let status = r.status();
+    let body: serde_json::Value = r.json().expect("a JSON answer");
+    assert!(status.is_success(), "create: {status} {body}");
+    let order = if body["id"].is_string() {
+        &body
+    } else {
+        &body["order"]
+    };
+    order["id"].as_str().expect("an order id").to_string()
+}
+
+/// When order `id` has been moderated: how late (its moderation event's time minus its due
+/// time, ms) and by whom (the event's actor); `None` while it is not, or on a read error.
+pub fn moderation_of(store: &Store, id: &str) -> Option<(i64, String)> {
+    let order = store.get_order(id).ok()?;
+    store
+        .order_events(id)
+        .ok()?
+        .into_iter()
+        .find(|e| {
+            e.from_status == Some(OrderStatus::Pending)
+                && matches!(e.to_status, OrderStatus::Approved | OrderStatus::Rejected)
+        })
+        .map(|e| ((e.at - order.hour_start_utc).num_milliseconds(), e.actor))
 }

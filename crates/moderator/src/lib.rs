@@ -94,7 +94,7 @@ pub struct Policy {
 }
 
 impl Default for Policy {
-    /// The seed's policy: 70 % approval at 40 ± 10 $/MWh.
+    /// The original system's policy: 70 % approval at 40 ± 10 $/MWh.
     fn default() -> Self {
         Self {
             approval_probability: 0.7,

@@ -1,6 +1,6 @@
 //! The small enumerations of an order: side, location type, market and status.
 //!
-//! Each parses case-insensitively from the seed's spelling and serialises in upper case, as
+//! Each parses case-insensitively from the original system's spelling and serialises in upper case, as
 //! the original API wrote them. The legal status transitions are a table ([`TRANSITIONS`]),
 //! not code scattered over handlers.
 
@@ -88,7 +88,7 @@ text_enum!(
     LocationType, "location_type", {
         /// A trading hub.
         Hub => "HUB",
-        /// A load zone (the seed's default).
+        /// A load zone (the original system's default).
         Zone => "ZONE",
         /// A generator bus.
         Gen => "GEN",
@@ -116,9 +116,9 @@ text_enum!(
         Rejected => "REJECTED",
         /// Withdrawn before moderation.
         Cancelled => "CANCELLED",
-        /// An approved order that settled (the seed's settlement state).
+        /// An approved order that settled (the original system's settlement state).
         Cleared => "CLEARED",
-        /// An approved order that did not fill (the seed's settlement state).
+        /// An approved order that did not fill (the original system's settlement state).
         Unfilled => "UNFILLED",
     }
 );
@@ -153,7 +153,7 @@ pub struct StatusTransitionError {
 }
 
 impl OrderStatus {
-    /// Whether the order still waits for moderation (an "open" position in the seed's terms).
+    /// Whether the order still waits for moderation (an "open" position in the original system's terms).
     pub const fn is_open(self) -> bool {
         matches!(self, OrderStatus::Pending)
     }

@@ -46,7 +46,7 @@ pub const MAX_LIMIT_PRICE: i64 = 10_000;
 pub struct Location(String);
 
 impl Location {
-    /// The seed's default location.
+    /// The original system's default location.
     pub const DEFAULT: &'static str = "PJM-RTO";
 
     /// Validates a location name.
@@ -82,7 +82,7 @@ pub struct NewOrder {
     hour_start_utc: DateTime<Utc>,
 }
 
-/// The fields of a new order as text, the way the seed's query-string route receives them.
+/// The fields of a new order as text, the way the original system's query-string route receives them.
 #[derive(Debug, Clone, Default)]
 pub struct NewOrderFields<'a> {
     /// `BUY` or `SELL`, any case.
@@ -138,7 +138,7 @@ impl NewOrder {
         })
     }
 
-    /// Validates text fields (the seed's query parameters), reporting the first bad field.
+    /// Validates text fields (the original system's query parameters), reporting the first bad field.
     pub fn from_fields(f: &NewOrderFields<'_>) -> Result<Self, ValidationError> {
         let side = required("side", f.side)?
             .parse::<Side>()
@@ -184,7 +184,7 @@ impl NewOrder {
     }
 }
 
-/// A stored order, as the seed's API shows it (same field names, times as
+/// A stored order, as the original system's API shows it (same field names, times as
 /// `2025-08-17T21:45:45.000Z`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
@@ -214,7 +214,7 @@ pub struct Order {
     pub limit_price: Price,
     /// Where the order is in its life.
     pub status: OrderStatus,
-    /// Moderation time; set on rejection too, as the seed did.
+    /// Moderation time; set on rejection too, as the original system did.
     #[serde(serialize_with = "serde_ms::option::serialize")]
     pub approved_at: Option<DateTime<Utc>>,
     /// Start of the 5-minute real-time interval whose LMP was used.
@@ -299,7 +299,7 @@ pub fn rt_interval_start(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(t)
 }
 
-/// The seed's rejection reasons, kept here so every crate spells them the same way.
+/// The original system's rejection reasons, kept here so every crate spells them the same way.
 pub const REJECT_REASONS: [&str; 4] = [
     "Insufficient market liquidity",
     "Price outside acceptable range",

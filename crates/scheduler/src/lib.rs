@@ -55,7 +55,3 @@ pub use report::{
     DueReport, DueResult, LatenessSummary, ParkedOrder, PassReport, Status, DUE_LIST_CAP,
     ORDER_LIST_CAP,
 };
-
-/// [`moderate_due_time`] under its former name, kept only because the server
-/// (`bins/server/src/cli.rs`, `routes/seed.rs`) still calls it; remove once they rename.
-pub use decide::moderate_due_time as moderate_hour;

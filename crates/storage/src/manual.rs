@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
-/// A manual status change (the seed's PATCH, cancel, settlement).
+/// A manual status change (the original system's PATCH, cancel, settlement).
 #[derive(Debug, Clone, Default)]
 pub struct ManualChange {
     /// Target status; must be a legal transition from the current one.

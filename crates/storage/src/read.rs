@@ -112,7 +112,7 @@ impl Store {
         Ok(max.unwrap_or(0))
     }
 
-    /// The seed's listing: open (PENDING) and closed (everything else) orders, newest first
+    /// The original system's listing: open (PENDING) and closed (everything else) orders, newest first
     /// (by id: UUIDv7 ids sort by creation time).
     pub fn fetch_orders(
         &self,

@@ -153,15 +153,4 @@ impl Store {
             .load::<NaiveDateTime>(&mut *self.checkout()?)?;
         Ok(times.into_iter().map(|t| t.and_utc()).collect())
     }
-
-    /// Pending orders set aside by the scheduler, with the reason, at most `limit`.
-    pub fn parked_orders(&self, limit: i64) -> Result<Vec<(String, String)>, StorageError> {
-        let rows = orders::table
-            .filter(sql::<Bool>(parked_sql()))
-            .select((orders::id, orders::parked_reason.assume_not_null()))
-            .order(orders::id.asc())
-            .limit(limit)
-            .load::<(String, String)>(&mut *self.checkout()?)?;
-        Ok(rows)
-    }
 }

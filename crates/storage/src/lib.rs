@@ -13,6 +13,7 @@
 //! - `schema`, `models`: diesel tables and row types, with checked decoding.
 //! - `store`: [`Store`], its pool and its writer queue.
 //! - `insert`, `read`, `due`, `manual`: the queries, by concern.
+//! - `parked`: parked orders: list, retry, discard.
 //! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
 //! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
 //! - [`testing`] (feature `testing`): fresh databases for tests and test-only reads.
@@ -32,6 +33,7 @@ mod error;
 mod insert;
 mod manual;
 mod models;
+mod parked;
 mod read;
 pub mod schema;
 mod store;
@@ -45,6 +47,7 @@ pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
+pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};
 pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
 pub use store::{PooledConnection, Store};
 pub use watch::DueWatch;

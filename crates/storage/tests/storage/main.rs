@@ -5,6 +5,7 @@
 mod claim;
 mod due;
 mod lifecycle;
+mod parked;
 
 use chrono::Utc;
 use orders::{format_ms, Decision, NewOrder, NewOrderFields, Price};
@@ -32,6 +33,8 @@ pub(crate) fn approve_all(
                 rt_lmp: Price::from_scaled(price_cents),
             },
             details: serde_json::json!({"test": true}),
+            rt_source: None,
+            rt_interval_start_utc: None,
         })
     }
 }

@@ -6,13 +6,14 @@
 //! one-shot channel, and dropping the handle sends `Shutdown` and joins, so the thread never
 //! outlives it.
 
+use crate::decide::original_moderator;
 use crate::error::SchedulerError;
 use crate::event::Observer;
 use crate::report::{PassReport, Status};
 use crate::shared::Shared;
 use crate::worker::{Command, Worker};
 use chrono::{DateTime, Utc};
-use moderator::Policy;
+use moderator::{Moderator, Policy};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +29,8 @@ const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(10);
 pub struct SchedulerBuilder {
     store: Store,
     policy: Policy,
+    /// Overrides `policy` when set.
+    moderator: Option<Moderator>,
     check_interval: Duration,
     batch_size: usize,
     seed: Option<u64>,
@@ -46,9 +49,20 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Moderation policy (default: 70 % at 40 ± 10 $/MWh).
+    /// The original's moderation: its random policy over its simulated prices, with these
+    /// parameters (default: 70 % at 40 ± 10 $/MWh). Replaces a [`moderator`](Self::moderator).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self.moderator = None;
+        self
+    }
+
+    /// Any policy over any price source (built with [`moderator::ModerationConfig::build`],
+    /// say): decisions carry the source and interval that priced them into
+    /// `approval_rt_source` and `approval_rt_interval_start_utc`. Replaces a
+    /// [`policy`](Self::policy).
+    pub fn moderator(mut self, moderator: Moderator) -> Self {
+        self.moderator = Some(moderator);
         self
     }
 
@@ -116,7 +130,11 @@ impl SchedulerBuilder {
             }
             None => None,
         };
+        let moderator = self
+            .moderator
+            .unwrap_or_else(|| original_moderator(&self.policy, self.seed));
         let shared = Arc::new(Shared::new(
+            moderator,
             own,
             self.store,
             self.instance_id,
@@ -125,7 +143,7 @@ impl SchedulerBuilder {
             self.seed,
             self.autostart,
         ));
-        let worker = Worker::new(Arc::clone(&shared), self.policy, rx, self.observer);
+        let worker = Worker::new(Arc::clone(&shared), rx, self.observer);
         let thread = std::thread::Builder::new()
             .name("order-scheduler".into())
             .spawn(move || worker.run())?;
@@ -171,6 +189,7 @@ impl Scheduler {
         SchedulerBuilder {
             store,
             policy: Policy::default(),
+            moderator: None,
             check_interval: Duration::from_secs(30),
             batch_size: 1_000,
             seed: None,
@@ -244,6 +263,12 @@ impl Scheduler {
 
     fn thread_alive(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// The policy and price source orders are moderated with (the market routes read its
+    /// prices, so they show what the moderator uses).
+    pub fn moderator(&self) -> &Moderator {
+        &self.shared.moderator
     }
 
     /// The store the scheduler was built with (the worker itself uses a pool of its own on

@@ -31,7 +31,8 @@
 //! - `shared`: the state the handle reads and the worker writes; the [`Status`] snapshot.
 //! - [`stats`]: the workspace's one [`percentile`](stats::percentile), the lateness window.
 //! - `event`: [`SchedulerEvent`] and [`Observer`]; `error`: [`SchedulerError`], [`PassError`].
-//! - `decide`: the decision closure and [`moderate_due_time`].
+//! - `decide`: the decision closure (the configured [`moderator::Moderator`], recording the
+//!   price source and interval of each approval) and [`moderate_due_time`].
 //! - `report`: [`Status`] and the original system's report shapes.
 //!
 //! **Invariant:** the worker never moderates anything outside a claim transaction, so the
@@ -47,7 +48,7 @@ mod shared;
 pub mod stats;
 mod worker;
 
-pub use decide::moderate_due_time;
+pub use decide::{moderate_due_time, moderate_due_time_with};
 pub use error::{PassError, SchedulerError};
 pub use event::{Observer, SchedulerEvent};
 pub use handle::{Liveness, Scheduler, SchedulerBuilder};

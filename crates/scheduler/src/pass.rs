@@ -116,7 +116,7 @@ impl Worker {
         self.shared.lock().last_check = Some(Utc::now());
         let actor = self.history_actor();
         let batch_size = self.shared.batch_size;
-        let mut decide = decider(self.policy, self.shared.seed);
+        let mut decide = decider(self.shared.moderator.clone(), self.shared.seed);
         // Scheduled passes only count (a backlog may span millions of due times); forced
         // passes report by due time, up to a cap.
         let mut total = Grouper::with_due_times(if forced { DUE_LIST_CAP } else { 0 });
@@ -125,10 +125,10 @@ impl Worker {
         // right away because they are due.
         let mut scope = ClaimScope::Due;
         loop {
-            let result =
-                self.shared
-                    .own
-                    .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
+            let result = self
+                .shared
+                .own
+                .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
             if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
                 scope = ClaimScope::DueFrom(latest);
             }

@@ -231,6 +231,12 @@ pub struct Status {
     pub consecutive_failures: u32,
     /// Moderation seed, when outcomes are reproducible.
     pub moderation_seed: Option<u64>,
+    /// The moderation policy with its parameters, such as
+    /// `random(approval_probability=0.7)` or `clearing(rejection_rate=0)`.
+    pub policy: String,
+    /// Where prices come from: `SIMULATED_RT`, `FILE:<name>`, or `FILE:<name>|SIMULATED_RT`
+    /// when missing prices fall back to the simulated model.
+    pub price_source: String,
     /// When the current run of failed passes began (`null` while passes succeed).
     #[serde(serialize_with = "serde_ms::option::serialize")]
     pub failing_since: Option<DateTime<Utc>>,

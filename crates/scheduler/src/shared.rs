@@ -13,6 +13,7 @@
 use crate::report::{ParkedOrder, Status};
 use crate::stats::LatenessWindow;
 use chrono::{DateTime, Utc};
+use moderator::Moderator;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -27,6 +28,8 @@ const PARKED_RECENT: usize = 20;
 
 /// Configuration fixed at spawn, plus the mutable [`State`].
 pub(crate) struct Shared {
+    /// The policy and price source every pass decides with.
+    pub(crate) moderator: Moderator,
     /// The worker's own pool.
     pub(crate) own: Store,
     /// The embedder's pool, for status reads.
@@ -91,7 +94,9 @@ impl State {
 }
 
 impl Shared {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        moderator: Moderator,
         own: Store,
         store: Store,
         instance_id: String,
@@ -101,6 +106,7 @@ impl Shared {
         running: bool,
     ) -> Self {
         Shared {
+            moderator,
             own,
             store,
             counts: Mutex::new(None),
@@ -187,6 +193,8 @@ impl Shared {
             consecutive_failures: st.consecutive_failures,
             failing_since: st.failing_since,
             moderation_seed: self.seed,
+            policy: self.moderator.policy().describe(),
+            price_source: self.moderator.prices().name().to_string(),
             counts_computed_at: counts.map(|c| c.at),
         }
     }

@@ -13,7 +13,6 @@ use crate::pass::DecideFailures;
 use crate::report::{Grouper, PassReport};
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
-use moderator::Policy;
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -57,7 +56,6 @@ const STOPPED_SLEEP: Duration = Duration::from_secs(3600);
 /// The loop's own state; it lives on the scheduler thread and is never shared.
 pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) policy: Policy,
     rx: Receiver<Command>,
     /// Commands received during a pass, handled when it ends.
     pending: VecDeque<Command>,
@@ -83,13 +81,11 @@ fn instant_at(t: DateTime<Utc>) -> Instant {
 impl Worker {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        policy: Policy,
         rx: Receiver<Command>,
         observer: Option<Observer>,
     ) -> Self {
         Worker {
             shared,
-            policy,
             rx,
             pending: VecDeque::new(),
             observer,
@@ -110,9 +106,10 @@ impl Worker {
     pub(crate) fn run(mut self) {
         let running = self.shared.lock().running;
         log::info!(
-            "🚀 Order scheduler started (instance {}, {}, check interval {:?}, batch {})",
+            "🚀 Order scheduler started (instance {}, {}, {}, check interval {:?}, batch {})",
             self.shared.instance_id,
             self.shared.own.backend_name(),
+            self.shared.moderator.describe(),
             self.shared.check_interval,
             self.shared.batch_size
         );

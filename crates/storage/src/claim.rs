@@ -39,6 +39,41 @@ pub struct Decided {
     pub decision: Decision,
     /// Stored in the event's `details` (policy, seed, lateness...).
     pub details: serde_json::Value,
+    /// For an approval, the price source written to `approval_rt_source` (`FILE:lmps.csv`,
+    /// say); `None` writes [`RT_SOURCE`], the original's simulated source.
+    pub rt_source: Option<String>,
+    /// For an approval, the start of the interval whose price was used, written to
+    /// `approval_rt_interval_start_utc`; `None` writes the 5-minute interval containing the
+    /// moderation time, as the original did.
+    pub rt_interval_start_utc: Option<DateTime<Utc>>,
+}
+
+impl Decided {
+    /// A decision priced the original's way (simulated source, interval of the moderation
+    /// time).
+    pub fn new(decision: Decision, details: serde_json::Value) -> Self {
+        Self {
+            decision,
+            details,
+            rt_source: None,
+            rt_interval_start_utc: None,
+        }
+    }
+
+    /// What an approval records as `(approval_rt_source, approval_rt_interval_start_utc)` when
+    /// moderated at `at`; `None` for a rejection, which records neither.
+    pub(crate) fn rt_record(&self, at: DateTime<Utc>) -> Option<(&str, DateTime<Utc>)> {
+        match self.decision {
+            Decision::Approved { .. } => Some((
+                self.rt_source.as_deref().unwrap_or(RT_SOURCE),
+                truncate_ms(
+                    self.rt_interval_start_utc
+                        .unwrap_or_else(|| rt_interval_start(at)),
+                ),
+            )),
+            Decision::Rejected { .. } => None,
+        }
+    }
 }
 
 /// The outcome of one claim.
@@ -167,11 +202,13 @@ pub(crate) fn settled(
         .map(|(mut order, d)| {
             order.status = d.decision.status();
             order.approved_at = Some(at);
+            if let Some((source, interval)) = d.rt_record(at) {
+                order.approval_rt_interval_start_utc = Some(interval);
+                order.approval_rt_source = Some(source.to_string());
+            }
             match d.decision {
                 Decision::Approved { rt_lmp } => {
                     order.approval_rt_lmp = Some(rt_lmp);
-                    order.approval_rt_interval_start_utc = Some(rt_interval_start(at));
-                    order.approval_rt_source = Some(RT_SOURCE.to_string());
                 }
                 Decision::Rejected { reason } => order.reject_reason = Some(reason),
             }

@@ -8,7 +8,7 @@ use crate::claim::{settled, Decided};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
 use crate::schema::{order_events, orders};
-use ::orders::{rt_interval_start, Order, OrderStatus, RT_SOURCE};
+use ::orders::{Order, OrderStatus};
 use chrono::{DateTime, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -98,6 +98,7 @@ impl Backend for Pg {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let (mut sources, mut intervals) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (order, d) in &decided {
             ids.push(order.id.clone());
             statuses.push(d.decision.status().as_str());
@@ -105,21 +106,26 @@ impl Backend for Pg {
             lmps.push(lmp.map(|p| p.scaled()));
             reasons.push(reason.map(str::to_string));
             details.push(d.details.to_string());
+            // Per order: each approval records the source and interval that priced it.
+            let record = d.rt_record(at);
+            sources.push(record.map(|(s, _)| s.to_string()));
+            intervals.push(record.map(|(_, t)| t.naive_utc()));
         }
         let pending = OrderStatus::Pending.as_str();
         let updated: Vec<Updated> = diesel::sql_query(format!(
-            "WITH d(id, status, lmp, reason, details) AS ( \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[])), \
+            "WITH d(id, status, lmp, reason, details, source, interval) AS ( \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+                     $6::text[], $7::timestamp[])), \
              u AS ( \
-                 UPDATE orders o SET status = d.status, approved_at = $6, \
-                     approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE $7 END, \
+                 UPDATE orders o SET status = d.status, approved_at = $8, \
+                     approval_rt_interval_start_utc = d.interval, \
                      approval_rt_lmp_cents = d.lmp, \
-                     approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE $8 END, \
+                     approval_rt_source = d.source, \
                      reject_reason = d.reason \
                  FROM d WHERE o.id = d.id AND o.status = '{pending}' \
                  RETURNING o.id, d.status, d.details) \
              INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
-             SELECT id, '{pending}', status, $6, $9, details FROM u ORDER BY id \
+             SELECT id, '{pending}', status, $8, $9, details FROM u ORDER BY id \
              RETURNING order_id",
         ))
         .bind::<Array<Text>, _>(&ids)
@@ -127,9 +133,9 @@ impl Backend for Pg {
         .bind::<Array<Nullable<BigInt>>, _>(&lmps)
         .bind::<Array<Nullable<Text>>, _>(&reasons)
         .bind::<Array<Text>, _>(&details)
+        .bind::<Array<Nullable<Text>>, _>(&sources)
+        .bind::<Array<Nullable<Timestamp>>, _>(&intervals)
         .bind::<Timestamp, _>(at.naive_utc())
-        .bind::<Timestamp, _>(rt_interval_start(at).naive_utc())
-        .bind::<Text, _>(RT_SOURCE)
         .bind::<Text, _>(actor)
         .load(conn)?;
         let done: HashSet<String> = updated.into_iter().map(|u| u.order_id).collect();

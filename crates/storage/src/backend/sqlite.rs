@@ -8,7 +8,7 @@ use crate::claim::{settled, Decided};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
 use crate::schema::{order_events, orders};
-use ::orders::{rt_interval_start, Order, OrderStatus, RT_SOURCE};
+use ::orders::{Order, OrderStatus};
 use chrono::{DateTime, Utc};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection};
 use diesel::prelude::*;
@@ -82,16 +82,23 @@ impl Backend for Sqlite {
             #[diesel(sql_type = Text)]
             id: String,
         }
+        /// How diesel writes a `Timestamp` to SQLite, so the column holds one text form.
+        const TIMESTAMP_TEXT: &str = "%F %T%.f";
         let rows = |keep: &dyn Fn(&Order) -> bool| -> String {
             let items: Vec<serde_json::Value> = decided
                 .iter()
                 .filter(|(o, _)| keep(o))
                 .map(|(o, d)| {
                     let (lmp, reason) = d.decision.lmp_or_reason();
+                    // Per order: each approval records the source and interval that priced
+                    // it, the interval in the text form diesel writes timestamps in.
+                    let record = d.rt_record(at);
                     serde_json::json!({
                         "id": o.id, "status": d.decision.status().as_str(),
                         "lmp": lmp.map(|p| p.scaled()), "reason": reason,
                         "details": d.details.to_string(),
+                        "source": record.map(|(s, _)| s),
+                        "interval": record.map(|(_, t)| t.naive_utc().format(TIMESTAMP_TEXT).to_string()),
                     })
                 })
                 .collect();
@@ -101,20 +108,20 @@ impl Backend for Sqlite {
         let batch = rows(&|_| true);
         let updated: Vec<Updated> = diesel::sql_query(format!(
             "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
-                 value ->> 'lmp' AS lmp, value ->> 'reason' AS reason FROM json_each(?1)) \
+                 value ->> 'lmp' AS lmp, value ->> 'reason' AS reason, \
+                 value ->> 'source' AS source, value ->> 'interval' AS interval \
+                 FROM json_each(?1)) \
              UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
              SET status = d.status, approved_at = ?2, \
-                 approval_rt_interval_start_utc = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?3 END, \
+                 approval_rt_interval_start_utc = d.interval, \
                  approval_rt_lmp_cents = d.lmp, \
-                 approval_rt_source = CASE WHEN d.lmp IS NULL THEN NULL ELSE ?4 END, \
+                 approval_rt_source = d.source, \
                  reject_reason = d.reason \
              FROM d WHERE orders.id = d.id AND orders.status = '{pending}' \
              RETURNING orders.id",
         ))
         .bind::<Text, _>(&batch)
         .bind::<Timestamp, _>(at.naive_utc())
-        .bind::<Timestamp, _>(rt_interval_start(at).naive_utc())
-        .bind::<Text, _>(RT_SOURCE)
         .load(conn)?;
         let done: HashSet<String> = updated.into_iter().map(|u| u.id).collect();
         let events = if done.len() == decided.len() {

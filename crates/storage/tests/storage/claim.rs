@@ -43,6 +43,8 @@ fn claim_moderates_only_due_orders_once(db: &TestDb) {
                     }
                 },
                 details: serde_json::json!({"n": calls}),
+                rt_source: None,
+                rt_interval_start_utc: None,
             })
         })
         .expect("claim");
@@ -145,6 +147,8 @@ fn claim_rolled_back_on_error_or_panic(db: &TestDb) {
                     rt_lmp: Price::from_scaled(1),
                 },
                 details: serde_json::json!({}),
+                rt_source: None,
+                rt_interval_start_utc: None,
             })
         }
     });
@@ -163,6 +167,8 @@ fn claim_rolled_back_on_error_or_panic(db: &TestDb) {
                 rt_lmp: Price::from_scaled(1),
             },
             details: serde_json::json!({}),
+            rt_source: None,
+            rt_interval_start_utc: None,
         })
     });
     assert!(

@@ -62,8 +62,10 @@ fn failing_since_marks_the_start_of_a_run_of_failures_and_clears_on_success() {
         .expect("conn")
         .batch_execute("ALTER TABLE orders RENAME TO orders_away")
         .expect("rename");
-    rx.recv_timeout(Duration::from_secs(5)).expect("a failed pass");
-    rx.recv_timeout(Duration::from_secs(5)).expect("another failed pass");
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("a failed pass");
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("another failed pass");
     let since = sched.liveness().failing_since.expect("failing since");
     assert!(chrono::Utc::now() - since < chrono::Duration::seconds(5));
     assert!(sched.status().consecutive_failures >= 2);

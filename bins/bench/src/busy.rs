@@ -6,7 +6,7 @@
 //! scheduler or the request pool was starved).
 
 use crate::book::FutureBook;
-use crate::http::create_json_orders;
+use crate::http::create_json_orders_counting_failures;
 use crate::server::{Server, ServerConfig};
 use crate::stats::percentile;
 use anyhow::{bail, Result};
@@ -32,7 +32,7 @@ const ROUTES: [&str; 4] = [
 pub struct BusyRun {
     /// Orders in the book.
     pub book: usize,
-    /// Orders created during the load and moderated.
+    /// Orders created during the load (answered 2xx) and moderated.
     pub orders: usize,
     /// Client threads polling the API.
     pub clients: usize,
@@ -44,23 +44,55 @@ pub struct BusyRun {
     pub max_ms: i64,
     /// Created orders whose creation answered after their due time (counted as late too).
     pub created_after_due: usize,
+    /// Creations answered with anything but 2xx, or not answered (those orders do not exist,
+    /// so their lateness is not in the figures above).
+    pub create_non_2xx: usize,
+    /// The first failed creation's status and body.
+    pub create_first_failure: Option<String>,
     /// API answers received while polling.
     pub api_answers: usize,
     /// Of them, not 2xx; plus requests that got no answer at all.
     pub api_non_2xx: usize,
     /// 99th percentile of the polled routes' response time, ms.
     pub api_p99_ms: f64,
+    /// The same per route.
+    pub per_route: Vec<RouteFigures>,
     /// Seconds loading the book (not timed in the figures above).
     pub load_s: f64,
     /// 1-minute load average of the machine when the run ended.
     pub loadavg_1m: f64,
 }
 
-/// What the polling threads saw.
+/// What the polling threads saw on one route.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteFigures {
+    /// The route.
+    pub route: &'static str,
+    /// Answers received.
+    pub answers: usize,
+    /// Not 2xx, or no answer.
+    pub non_2xx: usize,
+    /// The first such answer's status and the start of its body.
+    pub first_failure: Option<String>,
+    /// Median response time of its 2xx answers, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+}
+
+/// What the polling threads saw, per route (in [`ROUTES`] order).
+#[derive(Default)]
 struct ApiFigures {
-    answers: usize,
-    non_2xx: usize,
-    latencies_us: Vec<u32>,
+    answers: [usize; ROUTES.len()],
+    non_2xx: [usize; ROUTES.len()],
+    first_failure: [Option<String>; ROUTES.len()],
+    latencies_us: [Vec<u32>; ROUTES.len()],
+}
+
+fn ms(sorted_us: &[u32], p: f64) -> f64 {
+    percentile(sorted_us, p).map_or(0.0, |us| f64::from(us) / 1000.0)
 }
 
 /// `clients` threads polling [`ROUTES`] in turn until stopped.
@@ -81,28 +113,36 @@ impl ApiLoad {
             let urls: Vec<String> = ROUTES.iter().map(|r| format!("{base}{r}")).collect();
             let stop = stop.clone();
             threads.push(std::thread::spawn(move || {
-                let mut f = ApiFigures {
-                    answers: 0,
-                    non_2xx: 0,
-                    latencies_us: Vec::new(),
-                };
+                let mut f = ApiFigures::default();
                 // Threads start on different routes so that every route is always loaded.
                 let mut i = k;
                 while !stop.load(Ordering::Relaxed) {
+                    let r = i % urls.len();
                     let t = Instant::now();
-                    let ok = match client.get(&urls[i % urls.len()]).send() {
-                        Ok(r) => {
-                            f.answers += 1;
-                            let success = r.status().is_success();
-                            r.bytes().is_ok() && success
+                    let failure = match client.get(&urls[r]).send() {
+                        Ok(resp) => {
+                            f.answers[r] += 1;
+                            let status = resp.status();
+                            match resp.bytes() {
+                                Ok(_) if status.is_success() => None,
+                                Ok(body) => Some(format!(
+                                    "{status} {}",
+                                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                                )),
+                                Err(e) => Some(format!("{status}, body unread: {e}")),
+                            }
                         }
-                        Err(_) => false,
+                        Err(e) => Some(format!("no answer: {e}")),
                     };
-                    if ok {
-                        let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                        f.latencies_us.push(us);
-                    } else {
-                        f.non_2xx += 1;
+                    match failure {
+                        None => {
+                            let us = t.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                            f.latencies_us[r].push(us);
+                        }
+                        Some(msg) => {
+                            f.non_2xx[r] += 1;
+                            f.first_failure[r].get_or_insert(msg);
+                        }
                     }
                     i += 1;
                 }
@@ -112,26 +152,51 @@ impl ApiLoad {
         Ok(ApiLoad { stop, threads })
     }
 
-    fn finish(self) -> ApiFigures {
+    /// Stops the pollers; per route, then all routes together (answers, non-2xx, p99 ms).
+    fn finish(self) -> (Vec<RouteFigures>, usize, usize, f64) {
         self.stop.store(true, Ordering::Relaxed);
-        let mut all = ApiFigures {
-            answers: 0,
-            non_2xx: 0,
-            latencies_us: Vec::new(),
-        };
+        let mut all = ApiFigures::default();
         for t in self.threads {
             match t.join() {
                 Ok(f) => {
-                    all.answers += f.answers;
-                    all.non_2xx += f.non_2xx;
-                    all.latencies_us.extend(f.latencies_us);
+                    for r in 0..ROUTES.len() {
+                        all.answers[r] += f.answers[r];
+                        all.non_2xx[r] += f.non_2xx[r];
+                        all.latencies_us[r].extend_from_slice(&f.latencies_us[r]);
+                        if all.first_failure[r].is_none() {
+                            all.first_failure[r] = f.first_failure[r].clone();
+                        }
+                    }
                 }
                 // A panicked poller lost its counts: make the run fail rather than look clean.
-                Err(_) => all.non_2xx += 1,
+                Err(_) => all.non_2xx[0] += 1,
             }
         }
-        all.latencies_us.sort_unstable();
-        all
+        let mut merged: Vec<u32> = all.latencies_us.iter().flatten().copied().collect();
+        merged.sort_unstable();
+        let per_route = ROUTES
+            .iter()
+            .enumerate()
+            .map(|(r, route)| {
+                let lat = &mut all.latencies_us[r];
+                lat.sort_unstable();
+                RouteFigures {
+                    route,
+                    answers: all.answers[r],
+                    non_2xx: all.non_2xx[r],
+                    first_failure: all.first_failure[r].take(),
+                    p50_ms: ms(lat, 50.0),
+                    p99_ms: ms(lat, 99.0),
+                    max_ms: ms(lat, 100.0),
+                }
+            })
+            .collect();
+        (
+            per_route,
+            all.answers.iter().sum(),
+            all.non_2xx.iter().sum(),
+            ms(&merged, 99.0),
+        )
     }
 }
 
@@ -159,20 +224,21 @@ pub fn run(
         .collect();
     dues.sort_unstable();
     let last_due = dues.last().copied().unwrap_or(start);
-    let created = create_json_orders(&server.base, dues, 8)?;
+    let created = create_json_orders_counting_failures(&server.base, dues, 8)?;
     let wait = (last_due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     std::thread::sleep(wait + Duration::from_millis(500));
-    let api = load.finish();
+    let (per_route, api_answers, api_non_2xx, api_p99_ms) = load.finish();
+    let orders_created = orders - created.failed;
     // The book is never due, so every moderation event is one of the created orders'.
     let started = Instant::now();
     loop {
         let (events, _) = moderation_counts(&store)?;
-        if events >= orders as i64 {
+        if events >= orders_created as i64 {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
             bail!(
-                "{events} of {orders} orders moderated 60 s after the last due time; see {}",
+                "{events} of {orders_created} orders moderated 60 s after the last due time; see {}",
                 server.log.display()
             );
         }
@@ -180,22 +246,28 @@ pub fn run(
     }
     drop(server);
     let mut late = moderation_lateness_ms(&store)?;
-    if late.len() != orders {
-        bail!("expected {orders} moderations, found {}", late.len());
+    if late.len() != orders_created {
+        bail!(
+            "expected {orders_created} moderations, found {}",
+            late.len()
+        );
     }
     late.sort_unstable();
     let pick = |p| percentile(&late, p).unwrap_or(0);
     Ok(BusyRun {
         book: book.orders,
-        orders,
+        orders: orders_created,
         clients,
         p50_ms: pick(50.0),
         p99_ms: pick(99.0),
         max_ms: pick(100.0),
         created_after_due: created.after_due,
-        api_answers: api.answers,
-        api_non_2xx: api.non_2xx,
-        api_p99_ms: percentile(&api.latencies_us, 99.0).map_or(0.0, |us| f64::from(us) / 1000.0),
+        create_non_2xx: created.failed,
+        create_first_failure: created.first_failure,
+        api_answers,
+        api_non_2xx,
+        api_p99_ms,
+        per_route,
         load_s: book.load_s,
         loadavg_1m: crate::stats::loadavg_1m(),
     })

@@ -5,7 +5,7 @@
 use crate::db::{Backend, BenchDb, DbConfig};
 use crate::server::{Server, ServerConfig};
 use crate::stats::percentile;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use orders::format_ms;
 use serde::Serialize;
@@ -197,10 +197,14 @@ pub fn run(
 }
 
 /// What [`create_json_orders`] observed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Created {
     /// Orders whose creation answered after their due time.
     pub after_due: usize,
+    /// Creations answered with anything but 2xx (or not answered); only with `tolerate`.
+    pub failed: usize,
+    /// The first failure's status and body, if any.
+    pub first_failure: Option<String>,
 }
 
 /// Creates one order per due time over `POST /api/v1/orders`, in the given order, with
@@ -209,6 +213,25 @@ pub fn create_json_orders(
     base: &str,
     dues: Vec<DateTime<Utc>>,
     connections: usize,
+) -> Result<Created> {
+    create_orders(base, dues, connections, false)
+}
+
+/// Same as [`create_json_orders`], but a non-2xx answer (or none) is counted in
+/// [`Created::failed`] instead of ending the run: under load, how many fail is a figure.
+pub fn create_json_orders_counting_failures(
+    base: &str,
+    dues: Vec<DateTime<Utc>>,
+    connections: usize,
+) -> Result<Created> {
+    create_orders(base, dues, connections, true)
+}
+
+fn create_orders(
+    base: &str,
+    dues: Vec<DateTime<Utc>>,
+    connections: usize,
+    tolerate: bool,
 ) -> Result<Created> {
     let rt = runtime()?;
     let client = client(connections)?;
@@ -221,7 +244,11 @@ pub fn create_json_orders(
             let (client, url, dues, next) =
                 (client.clone(), url.clone(), dues.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
-                let mut after_due = 0usize;
+                let mut created = Created {
+                    after_due: 0,
+                    failed: 0,
+                    first_failure: None,
+                };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(due) = dues.get(i) else { break };
@@ -229,28 +256,43 @@ pub fn create_json_orders(
                         "side": if i % 2 == 0 { "BUY" } else { "SELL" },
                         "qty_mwh": 1.5, "limit_price": 41.5, "hour_start_utc": format_ms(due),
                     });
-                    let r = client
-                        .post(&url)
-                        .json(&body)
-                        .send()
-                        .await
-                        .context("create order")?;
-                    let status = r.status();
-                    if !status.is_success() {
-                        let text = r.text().await.unwrap_or_default();
-                        bail!("create order: {status} {text}");
+                    let failure = match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) => {
+                            let status = r.status();
+                            let text = r.text().await.unwrap_or_default();
+                            Some(format!("{status} {text}"))
+                        }
+                        Err(e) => Some(format!("no answer: {e}")),
+                    };
+                    if let Some(f) = failure {
+                        if !tolerate {
+                            bail!("create order: {f}");
+                        }
+                        created.failed += 1;
+                        created.first_failure.get_or_insert(f);
+                        continue;
                     }
                     if Utc::now() > *due {
-                        after_due += 1;
+                        created.after_due += 1;
                     }
                 }
-                Ok::<_, anyhow::Error>(after_due)
+                Ok::<_, anyhow::Error>(created)
             }));
         }
-        let mut after_due = 0;
+        let mut all = Created {
+            after_due: 0,
+            failed: 0,
+            first_failure: None,
+        };
         for t in tasks {
-            after_due += t.await??;
+            let c = t.await??;
+            all.after_due += c.after_due;
+            all.failed += c.failed;
+            if all.first_failure.is_none() {
+                all.first_failure = c.first_failure;
+            }
         }
-        Ok(Created { after_due })
+        Ok(all)
     })
 }

@@ -129,6 +129,8 @@ enum What {
     Cross,
     /// CPU used by a server holding a big future book, idle.
     Idle,
+    /// Busy, cross and idle: the cases of issue 11 (one book per run serves idle and busy).
+    Realtime,
     /// Everything above, in that order.
     All,
 }
@@ -258,7 +260,10 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
     eprintln!("server logs:   {}", log_dir.display());
     let mut report = Report::new(cli.smoke, plan.runs);
     let what = cli.command;
-    let wants = |w: What| what == w || what == What::All;
+    let realtime = [What::Busy, What::Cross, What::Idle];
+    let wants = |w: What| {
+        what == w || what == What::All || (what == What::Realtime && realtime.contains(&w))
+    };
     if wants(What::Catchup) {
         for &backend in &plan.backends {
             for &n in &plan.orders {
@@ -431,6 +436,29 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                         "  p50 {} ms, p99 {} ms, max {} ms; API {} non-2xx of {}, p99 {:.1} ms",
                         r.p50_ms, r.p99_ms, r.max_ms, r.api_non_2xx, r.api_answers, r.api_p99_ms
                     );
+                    if r.create_non_2xx > 0 {
+                        eprintln!(
+                            "  {} creates not 2xx, first: {}",
+                            r.create_non_2xx,
+                            r.create_first_failure.as_deref().unwrap_or("-")
+                        );
+                    }
+                    for x in &r.per_route {
+                        eprintln!(
+                            "  GET {}: {} answers, {} non-2xx, p50 {:.1} ms, p99 {:.1} ms, max \
+                             {:.1} ms{}",
+                            x.route,
+                            x.answers,
+                            x.non_2xx,
+                            x.p50_ms,
+                            x.p99_ms,
+                            x.max_ms,
+                            x.first_failure
+                                .as_deref()
+                                .map(|f| format!("; first failure: {f}"))
+                                .unwrap_or_default()
+                        );
+                    }
                     busy_runs.push(r);
                 }
             }

@@ -99,6 +99,10 @@ impl Application {
             events,
             metrics: Arc::clone(&metrics),
         });
+            site: middleware::SiteGuard::new(&args.allowed_hosts, &args.allowed_origins),
+        });
+        let readiness = web::Data::new(crate::routes::health::Readiness {
+            unready_after: Duration::from_secs(args.unready_after_secs),
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -111,6 +115,8 @@ impl Application {
                 ))
                 .wrap(actix_web::middleware::from_fn(middleware::record_http))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                // Outside the body reader: a refused request's body is never read.
+                .wrap(actix_web::middleware::from_fn(middleware::guard_site))
                 // The document's route first: the routes' `/api/v1` scope would take it.
                 .configure(crate::openapi::configure)
                 .configure(crate::routes::configure)

@@ -201,3 +201,17 @@ impl ServeArgs {
         Duration::from_secs_f64(self.check_interval_secs.clamp(0.01, 86_400.0))
     }
 }
+    /// A web origin (`scheme://host[:port]`) allowed to send state-changing requests besides
+    /// loopback ones (`http://localhost:3000` and the like are always allowed); repeatable,
+    /// or comma-separated in the environment variable.
+    #[arg(
+        long = "allowed-origin",
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// A host name (as in the `Host` header, port ignored) that state-changing requests may
+    /// address besides loopback names and IP addresses; repeatable, or comma-separated in the
+    /// environment variable. Protects against DNS rebinding.
+    #[arg(long = "allowed-host", env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,

@@ -22,6 +22,14 @@ pub enum ApiError {
     /// Admin route without the right bearer token.
     #[error("admin token missing or wrong: send 'Authorization: Bearer <token>'")]
     Unauthorized,
+    /// A state-changing request from a foreign host or web origin.
+    #[error("{detail}")]
+    Forbidden {
+        /// `forbidden_host` or `forbidden_origin`.
+        code: &'static str,
+        /// Which header was refused and how to allow it.
+        detail: String,
+    },
     /// No such order.
     #[error("order {0} not found")]
     OrderNotFound(String),
@@ -68,7 +76,9 @@ impl ApiError {
     /// The stable code sent as `code`.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Forbidden { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::OrderNotFound(_) => "order_not_found",
             ApiError::RouteNotFound(_) => "route_not_found",
@@ -98,6 +108,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::OrderNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

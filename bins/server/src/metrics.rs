@@ -1,12 +1,17 @@
 //! Prometheus metrics, served at `GET /metrics` in the text format.
 //!
-//! Counters and histograms are fed by the scheduler's observer (moderations, lateness, pass
-//! durations, failures, parked orders) and by a middleware (HTTP requests by route pattern,
-//! method and status). Gauges that describe the database (pending, due now, pool use) are
-//! read when scraped, so they are never stale.
+//! Every metric of the application is named `order_scheduler_*` (the process collector's
+//! standard `process_*` metrics beside them). Counters and histograms are fed by the
+//! scheduler's observer (moderations, lateness, pass durations, failures, parked orders) and
+//! by a middleware (HTTP requests by route pattern, method and status, each label from a
+//! bounded set). Gauges that describe the whole database carry `scope="database"`: every
+//! instance exports the same value, so dashboards take `max`, never `sum`, over instances.
+//! They are read from the scheduler's shared status (at most a second old, never a query per
+//! scrape), except the pending total, which is cached for [`BOOK_CACHE`] and refreshed off
+//! the request path.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -25,16 +30,39 @@ pub struct Metrics {
     pub parked: IntCounter,
     /// 1 while the scheduler loop runs by itself.
     pub running: IntGauge,
-    /// Pending orders (all instances), read at scrape time.
+    /// Pending orders in the database (cached, see [`BOOK_CACHE`]).
     pub pending: IntGauge,
-    /// Pending orders already due, read at scrape time.
+    /// Pending orders already due, from the scheduler's shared status.
     pub due_now: IntGauge,
+    /// Pending orders due within ten minutes, from the scheduler's shared status.
+    pub due_10_min: IntGauge,
+    /// Parked orders in the database, from the scheduler's shared status.
+    pub parked_now: IntGauge,
+    /// Age of the database gauges' counts, seconds.
+    pub counts_age: Gauge,
+    /// Always 1, labelled with the version.
+    pub build_info: IntGaugeVec,
+    /// The pending total and when it was read, shared by every scrape.
+    pub book: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    /// True while one refresh of [`Metrics::book`] runs (single flight).
+    pub book_refreshing: std::sync::atomic::AtomicBool,
     /// Database pool connections by state, read at scrape time.
     pub pool: IntGaugeVec,
     /// HTTP requests by route pattern, method and status.
     pub http_requests: IntCounterVec,
     /// HTTP request durations by route pattern, seconds.
     pub http_duration: HistogramVec,
+}
+
+/// How long the pending total may be reused before a scrape refreshes it (in the
+/// background: the scrape that finds it stale still answers with the cached value).
+pub const BOOK_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A gauge describing the whole database, labelled so that nobody sums it over instances.
+fn database_gauge(name: &str, help: &str) -> IntGauge {
+    must(IntGauge::with_opts(
+        Opts::new(name, help).const_label("scope", "database"),
+    ))
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -53,59 +81,83 @@ impl Metrics {
         let m = Self {
             moderated: must(IntCounterVec::new(
                 Opts::new(
-                    "orders_moderated_total",
+                    "order_scheduler_orders_moderated_total",
                     "Orders moderated by this process, by outcome",
                 ),
                 &["outcome"],
             )),
             lateness: must(Histogram::with_opts(
                 HistogramOpts::new(
-                    "order_moderation_lateness_seconds",
+                    "order_scheduler_moderation_lateness_seconds",
                     "Moderation time minus due time",
                 )
                 .buckets(lateness_buckets),
             )),
             pass_duration: must(Histogram::with_opts(
                 HistogramOpts::new(
-                    "scheduler_pass_duration_seconds",
+                    "order_scheduler_pass_duration_seconds",
                     "Duration of passes that moderated orders",
                 )
                 .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16).unwrap_or_default()),
             )),
             failures: must(IntCounter::new(
-                "scheduler_failures_total",
+                "order_scheduler_pass_failures_total",
                 "Scheduler passes that failed and were retried",
             )),
             parked: must(IntCounter::new(
-                "orders_parked_total",
+                "order_scheduler_orders_parked_total",
                 "Orders set aside because they could not be moderated",
             )),
             running: must(IntGauge::new(
-                "scheduler_running",
+                "order_scheduler_running",
                 "1 while the scheduler moderates by itself",
             )),
-            pending: must(IntGauge::new(
-                "orders_pending",
-                "Pending orders in the database",
+            pending: database_gauge(
+                "order_scheduler_orders_pending",
+                "Pending orders in the database (all instances; up to 5 s old)",
+            ),
+            due_now: database_gauge(
+                "order_scheduler_orders_due_now",
+                "Pending orders whose due time has passed (all instances)",
+            ),
+            due_10_min: database_gauge(
+                "order_scheduler_orders_due_10_min",
+                "Pending orders due within ten minutes (all instances)",
+            ),
+            parked_now: database_gauge(
+                "order_scheduler_orders_parked",
+                "Parked orders in the database (all instances)",
+            ),
+            counts_age: must(Gauge::new(
+                "order_scheduler_database_counts_age_seconds",
+                "Age of the scope=\"database\" gauges' counts",
             )),
-            due_now: must(IntGauge::new(
-                "orders_due_now",
-                "Pending orders whose due time has passed",
+            build_info: must(IntGaugeVec::new(
+                Opts::new(
+                    "order_scheduler_build_info",
+                    "Always 1; the labels say which build",
+                ),
+                &["version"],
             )),
+            book: std::sync::Mutex::new(None),
+            book_refreshing: std::sync::atomic::AtomicBool::new(false),
             pool: must(IntGaugeVec::new(
-                Opts::new("db_pool_connections", "Database pool connections by state"),
+                Opts::new(
+                    "order_scheduler_db_pool_connections",
+                    "Database pool connections by state",
+                ),
                 &["state"],
             )),
             http_requests: must(IntCounterVec::new(
                 Opts::new(
-                    "http_requests_total",
+                    "order_scheduler_http_requests_total",
                     "HTTP requests by route, method and status",
                 ),
                 &["route", "method", "status"],
             )),
             http_duration: must(HistogramVec::new(
                 HistogramOpts::new(
-                    "http_request_duration_seconds",
+                    "order_scheduler_http_request_duration_seconds",
                     "HTTP request durations by route",
                 ),
                 &["route"],
@@ -121,12 +173,24 @@ impl Metrics {
             Box::new(m.running.clone()),
             Box::new(m.pending.clone()),
             Box::new(m.due_now.clone()),
+            Box::new(m.due_10_min.clone()),
+            Box::new(m.parked_now.clone()),
+            Box::new(m.counts_age.clone()),
+            Box::new(m.build_info.clone()),
             Box::new(m.pool.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
         ] {
             must(m.registry.register(c));
         }
+        // CPU, memory and open descriptors of this process, under the standard names.
+        #[cfg(target_os = "linux")]
+        must(m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
+        m.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         m
     }
 

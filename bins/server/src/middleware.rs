@@ -1,6 +1,7 @@
-//! What runs around every handler: the body reader with its size limit and deadline, the
-//! request metrics, and the extractor and error-handler settings that give every refusal the
-//! API's JSON `{"detail", "code"}` shape.
+//! What runs around every handler: the site guard (state-changing requests only from the
+//! server's own names and trusted origins), the body reader with its size limit and deadline,
+//! the request metrics, and the extractor and error-handler settings that give every refusal
+//! the API's JSON `{"detail", "code"}` shape.
 
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -65,7 +66,25 @@ pub async fn read_body_with_deadline(
     next.call(req).await
 }
 
-/// Counts requests by route pattern (bounded cardinality), method and status.
+/// Methods counted under their own name; any other token is counted as `other`, so a client
+/// cannot grow the metrics with invented methods.
+const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// The route label of requests no route matched (one value, whatever the path).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The method label: the method's name if it is a standard one, else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|m| **m == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Counts requests by route pattern, method and status, every label from a bounded set:
+/// the matched pattern (never the raw path), a known method or `other`. Refusals of the inner
+/// middlewares (the body reader's 413 and 408, the site guard's 403) are counted too.
 pub async fn record_http(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -74,19 +93,153 @@ pub async fn record_http(
         .app_data::<web::Data<AppState>>()
         .map(|s| Arc::clone(&s.metrics));
     let started = std::time::Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let res = next.call(req).await?;
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| UNMATCHED_ROUTE.into());
+    let method = method_label(req.method());
+    let res = next.call(req).await;
+    let status = match &res {
+        Ok(r) => r.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
     if let Some(m) = metrics {
-        let status = res.status().as_u16().to_string();
+        let status = status.as_u16().to_string();
         m.http_requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();
         m.http_duration
             .with_label_values(&[route.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
-    Ok(res)
+    res
+}
+
+/// Which hosts and origins may send state-changing requests (anything but GET, HEAD and
+/// OPTIONS).
+///
+/// Such requests are refused when their `Host` is not one of the server's own names (a
+/// loopback name, an IP address, or one listed with `--allowed-host`), which defeats DNS
+/// rebinding, and when they carry an `Origin` that is neither a loopback origin nor one listed
+/// with `--allowed-origin`, which defeats cross-site form posts from any page the user visits.
+/// Requests without an `Origin` (curl, scripts, the CLI) pass the origin check: browsers
+/// always send one on cross-site POSTs.
+#[derive(Debug, Clone, Default)]
+pub struct SiteGuard {
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+impl SiteGuard {
+    /// Builds the guard from the flags' values (case and a trailing `/` do not matter).
+    pub fn new(allowed_hosts: &[String], allowed_origins: &[String]) -> Self {
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Self {
+            hosts: clean(allowed_hosts),
+            origins: clean(allowed_origins),
+        }
+    }
+
+    /// Why a request with this `Host` and `Origin` is refused, or `None` if it may proceed.
+    pub fn refusal(&self, host: Option<&str>, origin: Option<&str>) -> Option<ApiError> {
+        let host_ok = host.is_some_and(|h| {
+            let name = host_name(h).to_ascii_lowercase();
+            is_loopback_or_ip(&name) || self.hosts.iter().any(|a| host_name(a) == name)
+        });
+        if !host_ok {
+            return Some(ApiError::Forbidden {
+                code: "forbidden_host",
+                detail: format!(
+                    "Host '{}' is not one of this server's names; state-changing requests \
+                     must address it by a loopback name, an IP address or a name listed with \
+                     --allowed-host",
+                    host.unwrap_or("")
+                ),
+            });
+        }
+        let origin_ok = match origin {
+            None => true,
+            Some(o) => {
+                let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
+                is_loopback_origin(&o) || self.origins.iter().any(|a| *a == o)
+            }
+        };
+        if !origin_ok {
+            return Some(ApiError::Forbidden {
+                code: "forbidden_origin",
+                detail: format!(
+                    "Origin '{}' may not send state-changing requests; allow it with \
+                     --allowed-origin (loopback origins are always allowed)",
+                    origin.unwrap_or("")
+                ),
+            });
+        }
+        None
+    }
+}
+
+/// The host of a `Host` header value or an authority, without the port (`[::1]:80` → `::1`).
+fn host_name(authority: &str) -> &str {
+    let a = authority.trim();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    match a.rsplit_once(':') {
+        // One colon: a port. More than one: a bare IPv6 address.
+        Some((h, _)) if !h.contains(':') => h,
+        _ => a,
+    }
+}
+
+fn is_loopback_or_ip(name: &str) -> bool {
+    name == "localhost" || name.ends_with(".localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// `http(s)://` + a loopback name or address + an optional port.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(authority) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    if authority.contains('/') || authority.contains('@') {
+        return false;
+    }
+    let name = host_name(authority);
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses state-changing requests from foreign hosts or origins (see [`SiteGuard`]) before
+/// their body is read.
+pub async fn guard_site(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        if let Some(state) = req.app_data::<web::Data<AppState>>() {
+            let header_text = |name: header::HeaderName| {
+                req.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+            };
+            // HTTP/2 carries the host in the URI's authority instead of a Host header.
+            let host =
+                header_text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
+            if let Some(refusal) = state.site.refusal(host, header_text(header::ORIGIN)) {
+                return Err(refusal.into());
+            }
+        }
+    }
+    next.call(req).await
 }
 
 /// JSON bodies: the size limit, and each kind of refusal mapped to its stable code.
@@ -168,4 +321,64 @@ fn json_error_body<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandler
         .map_into_boxed_body()
         .map_into_right_body::<B>();
     Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_accepts_own_names_and_loopback_origins_only() {
+        let g = SiteGuard::new(
+            &["orders.example.com".into()],
+            &["https://ops.example.com/".into()],
+        );
+        for host in [
+            "127.0.0.1:8000",
+            "localhost:8000",
+            "[::1]:8000",
+            "10.0.0.5",
+            "Orders.Example.com:443",
+        ] {
+            assert!(g.refusal(Some(host), None).is_none(), "{host}");
+        }
+        for origin in [
+            "http://localhost:3000",
+            "http://127.0.0.1:8000",
+            "http://[::1]",
+            "https://ops.example.com",
+        ] {
+            assert!(
+                g.refusal(Some("localhost"), Some(origin)).is_none(),
+                "{origin}"
+            );
+        }
+        assert_eq!(
+            g.refusal(Some("evil.example"), None).map(|e| e.code()),
+            Some("forbidden_host")
+        );
+        assert_eq!(
+            g.refusal(None, None).map(|e| e.code()),
+            Some("forbidden_host")
+        );
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://localhost.evil.example",
+            "http://127.0.0.1@evil.example",
+        ] {
+            assert_eq!(
+                g.refusal(Some("127.0.0.1"), Some(origin)).map(|e| e.code()),
+                Some("forbidden_origin"),
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        let odd = Method::from_bytes(b"FROBNICATE").unwrap_or(Method::GET);
+        assert_eq!(method_label(&odd), "other");
+    }
 }

@@ -3,6 +3,7 @@
 use crate::error::ApiError;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
+use crate::middleware::SiteGuard;
 use actix_web::HttpRequest;
 use moderator::Policy;
 use scheduler::Scheduler;
@@ -28,10 +29,13 @@ pub struct AppState {
     pub events: Arc<EventHub>,
     /// Counters the middleware and the scheduler observer feed; `/metrics` renders them.
     pub metrics: Arc<Metrics>,
+    /// Which hosts and origins may send state-changing requests.
+    pub site: SiteGuard,
 }
 
 impl AppState {
-    /// Checks the bearer token of an admin request, in constant time.
+    /// Checks the bearer token of an admin request, in constant time. The scheme name is
+    /// case-insensitive (RFC 7235): `bearer`, `Bearer` and `BEARER` are the same.
     pub fn require_admin(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let Some(expected) = &self.admin_token else {
             return Ok(());
@@ -40,12 +44,34 @@ impl AppState {
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(())
         } else {
             Err(ApiError::Unauthorized)
         }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value, whatever the scheme's case.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc"] {
+            assert_eq!(bearer_token(v), Some("abc"), "{v}");
+        }
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
     }
 }

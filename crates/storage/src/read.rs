@@ -1,5 +1,6 @@
 //! Reading orders and their history: one order, listings, the event log, P&L totals.
 
+use crate::backend::{on_backend, Backend};
 use crate::connection::DbConnection;
 use crate::error::StorageError;
 use crate::models::{EventRow, OrderRow, ORDER_COLUMNS};
@@ -7,6 +8,7 @@ use crate::schema::{order_events, orders};
 use crate::store::{naive, Store};
 use ::orders::{Order, OrderEvent, OrderStatus, Pnl, Side};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::connection::TransactionManager;
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -112,34 +114,55 @@ impl Store {
         Ok(max.unwrap_or(0))
     }
 
-    /// The original system's listing: open (PENDING) and closed (everything else) orders, newest first
-    /// (by id: UUIDv7 ids sort by creation time).
+    /// Runs `f` inside one read-only transaction, so every query it makes sees the same
+    /// snapshot (Postgres: repeatable read, read only; SQLite: one deferred read
+    /// transaction). The transaction is ended whatever `f` returns, and on a panic.
+    pub fn read_snapshot<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut conn = self.checkout()?;
+        let conn = &mut *conn;
+        on_backend!(&mut *conn, c => B::begin_read(c))?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
+            Ok(Ok(value)) => {
+                DbConnection::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let _ = DbConnection::rollback_transaction(conn);
+                Err(e)
+            }
+            Err(panic) => {
+                let _ = DbConnection::rollback_transaction(conn);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// The original system's listing: open (PENDING) and closed (everything else) orders,
+    /// newest first (by id: UUIDv7 ids sort by creation time), both read from one snapshot
+    /// so that no order is listed as both open and closed.
     pub fn fetch_orders(
         &self,
         limit_open: i64,
         limit_closed: i64,
         location: Option<&str>,
     ) -> Result<(Vec<Order>, Vec<Order>), StorageError> {
-        let mut conn = self.checkout()?;
-        let mut open = orders::table
-            .select(ORDER_COLUMNS)
-            .filter(orders::status.eq(OrderStatus::Pending.as_str()))
-            .order(orders::id.desc())
-            .limit(limit_open)
-            .into_boxed();
-        let mut closed = orders::table
-            .select(ORDER_COLUMNS)
-            .filter(orders::status.ne(OrderStatus::Pending.as_str()))
-            .order(orders::id.desc())
-            .limit(limit_closed)
-            .into_boxed();
-        if let Some(loc) = location {
-            open = open.filter(orders::location.eq(loc.to_string()));
-            closed = closed.filter(orders::location.eq(loc.to_string()));
-        }
-        let open = decode_all(open.load::<OrderRow>(&mut *conn)?)?;
-        let closed = decode_all(closed.load::<OrderRow>(&mut *conn)?)?;
-        Ok((open, closed))
+        self.read_snapshot(|conn| fetch_orders(conn, limit_open, limit_closed, location))
+    }
+
+    /// Open and closed orders (up to `limit` each) and the totals over every order, all from
+    /// one snapshot, so that the rows and the totals describe the same book.
+    pub fn positions(
+        &self,
+        limit: i64,
+        location: Option<&str>,
+    ) -> Result<(Vec<Order>, Vec<Order>, PnlTotals), StorageError> {
+        self.read_snapshot(|conn| {
+            let (open, closed) = fetch_orders(conn, limit, limit, location)?;
+            Ok((open, closed, pnl_totals(conn, location)?))
+        })
     }
 
     /// Orders matching `filter`, newest first (by id, which is time-ordered), `limit` per page,
@@ -189,36 +212,7 @@ impl Store {
 
     /// Totals over all orders (optionally of one location): counts by state and exact P&L.
     pub fn pnl_totals(&self, location: Option<&str>) -> Result<PnlTotals, StorageError> {
-        // (lmp - limit) * qty * sign, summed in BIGINT: cents × thousandths of a MWh.
-        let pnl_sql = "CAST(COALESCE(SUM(CASE WHEN status IN ('APPROVED', 'CLEARED') \
-            AND approval_rt_lmp_cents IS NOT NULL THEN (approval_rt_lmp_cents - limit_price_cents) \
-            * qty_milli_mwh * (CASE WHEN side = 'BUY' THEN 1 ELSE -1 END) ELSE 0 END), 0) AS BIGINT)";
-        let count_of = |cond: &str| {
-            format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
-        };
-        let mut q = orders::table
-            .select((
-                sql::<BigInt>(&count_of("status = 'PENDING'")),
-                sql::<BigInt>(&count_of("status <> 'PENDING'")),
-                sql::<BigInt>(&count_of("status IN ('APPROVED', 'CLEARED')")),
-                sql::<BigInt>(&count_of("status = 'REJECTED'")),
-                sql::<BigInt>(&count_of("status = 'CANCELLED'")),
-                sql::<BigInt>(pnl_sql),
-            ))
-            .into_boxed();
-        if let Some(loc) = location {
-            q = q.filter(orders::location.eq(loc.to_string()));
-        }
-        let (open, closed, approved, rejected, cancelled, pnl) =
-            q.first::<(i64, i64, i64, i64, i64, i64)>(&mut *self.checkout()?)?;
-        Ok(PnlTotals {
-            open_count: open,
-            closed_count: closed,
-            approved_count: approved,
-            rejected_count: rejected,
-            cancelled_count: cancelled,
-            total_pnl: Pnl::from_scaled(pnl),
-        })
+        pnl_totals(&mut *self.checkout()?, location)
     }
 
     /// Number of rows in `orders` and in `order_events` (for checks that nothing was written).
@@ -246,4 +240,68 @@ pub(crate) fn get_order(conn: &mut DbConnection, id: &str) -> Result<Order, Stor
 
 pub(crate) fn decode_all(rows: Vec<OrderRow>) -> Result<Vec<Order>, StorageError> {
     rows.into_iter().map(OrderRow::decode).collect()
+}
+
+/// Totals over all orders (optionally of one location): counts by state and exact P&L.
+pub(crate) fn pnl_totals(
+    conn: &mut DbConnection,
+    location: Option<&str>,
+) -> Result<PnlTotals, StorageError> {
+    // (lmp - limit) * qty * sign, summed in BIGINT: cents × thousandths of a MWh.
+    let pnl_sql = "CAST(COALESCE(SUM(CASE WHEN status IN ('APPROVED', 'CLEARED') \
+        AND approval_rt_lmp_cents IS NOT NULL THEN (approval_rt_lmp_cents - limit_price_cents) \
+        * qty_milli_mwh * (CASE WHEN side = 'BUY' THEN 1 ELSE -1 END) ELSE 0 END), 0) AS BIGINT)";
+    let count_of = |cond: &str| {
+        format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
+    };
+    let mut q = orders::table
+        .select((
+            sql::<BigInt>(&count_of("status = 'PENDING'")),
+            sql::<BigInt>(&count_of("status <> 'PENDING'")),
+            sql::<BigInt>(&count_of("status IN ('APPROVED', 'CLEARED')")),
+            sql::<BigInt>(&count_of("status = 'REJECTED'")),
+            sql::<BigInt>(&count_of("status = 'CANCELLED'")),
+            sql::<BigInt>(pnl_sql),
+        ))
+        .into_boxed();
+    if let Some(loc) = location {
+        q = q.filter(orders::location.eq(loc.to_string()));
+    }
+    let (open, closed, approved, rejected, cancelled, pnl) =
+        q.first::<(i64, i64, i64, i64, i64, i64)>(conn)?;
+    Ok(PnlTotals {
+        open_count: open,
+        closed_count: closed,
+        approved_count: approved,
+        rejected_count: rejected,
+        cancelled_count: cancelled,
+        total_pnl: Pnl::from_scaled(pnl),
+    })
+}
+
+pub(crate) fn fetch_orders(
+    conn: &mut DbConnection,
+    limit_open: i64,
+    limit_closed: i64,
+    location: Option<&str>,
+) -> Result<(Vec<Order>, Vec<Order>), StorageError> {
+    let mut open = orders::table
+        .select(ORDER_COLUMNS)
+        .filter(orders::status.eq(OrderStatus::Pending.as_str()))
+        .order(orders::id.desc())
+        .limit(limit_open)
+        .into_boxed();
+    let mut closed = orders::table
+        .select(ORDER_COLUMNS)
+        .filter(orders::status.ne(OrderStatus::Pending.as_str()))
+        .order(orders::id.desc())
+        .limit(limit_closed)
+        .into_boxed();
+    if let Some(loc) = location {
+        open = open.filter(orders::location.eq(loc.to_string()));
+        closed = closed.filter(orders::location.eq(loc.to_string()));
+    }
+    let open = decode_all(open.load::<OrderRow>(conn)?)?;
+    let closed = decode_all(closed.load::<OrderRow>(conn)?)?;
+    Ok((open, closed))
 }

@@ -1,7 +1,8 @@
 //! `spawn_app()` and typed request helpers.
 
+use clap::Parser;
 use order_scheduler::app::Application;
-use order_scheduler::config::{DbArgs, PolicyArgs, ServeArgs};
+use order_scheduler::config::{Cli, Command, ServeArgs};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use storage::testing::{Backend, TestDb};
@@ -24,6 +25,8 @@ pub struct Options {
     pub autostart: bool,
     /// Makes moderation outcomes reproducible.
     pub moderation_seed: Option<u64>,
+    /// Extra origins allowed to send state-changing requests.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -32,29 +35,49 @@ impl Default for Options {
             admin_token: None,
             autostart: true,
             moderation_seed: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
 
+/// The server's settings for a test, parsed from flags like the binary's, so that a flag
+/// added to the server gets its default here without touching this file.
 pub fn serve_args(url: &str, o: &Options) -> ServeArgs {
-    ServeArgs {
-        db: DbArgs {
-            database_url: url.to_string(),
-            pool_size: 8,
-        },
-        policy: PolicyArgs {
-            approval_probability: 0.7,
-            rt_lmp_base: 40.0,
-            rt_lmp_variance: 10.0,
-            moderation_seed: o.moderation_seed,
-        },
-        bind: "127.0.0.1:0".into(),
-        check_interval_secs: 30.0,
-        batch_size: 500,
-        no_autostart: !o.autostart,
-        instance_id: Some("test".into()),
-        admin_token: o.admin_token.clone(),
-        workers: Some(2),
+    let mut argv: Vec<String> = [
+        "order-scheduler",
+        "serve",
+        "--database-url",
+        url,
+        "--pool-size",
+        "8",
+        "--bind",
+        "127.0.0.1:0",
+        "--batch-size",
+        "500",
+        "--instance-id",
+        "test",
+        "--workers",
+        "2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if !o.autostart {
+        argv.push("--no-autostart".into());
+    }
+    if let Some(t) = &o.admin_token {
+        argv.extend(["--admin-token".into(), t.clone()]);
+    }
+    if let Some(seed) = o.moderation_seed {
+        argv.extend(["--moderation-seed".into(), seed.to_string()]);
+    }
+    for origin in &o.allowed_origins {
+        argv.extend(["--allowed-origin".into(), origin.clone()]);
+    }
+    let cli = Cli::try_parse_from(argv).expect("test flags parse");
+    match cli.command {
+        Some(Command::Serve(args)) => args,
+        _ => cli.serve,
     }
 }
 

@@ -191,21 +191,21 @@ async fn metrics_count_what_was_moderated(backend: Backend) {
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
             .sum()
     };
-    assert_eq!(value("orders_moderated_total{"), 7.0, "{text}");
-    assert_eq!(value("order_moderation_lateness_seconds_count"), 7.0);
-    assert_eq!(value("orders_due_now"), 0.0);
-    assert_eq!(value("scheduler_running"), 0.0);
+    assert_eq!(value("order_scheduler_orders_moderated_total{"), 7.0, "{text}");
+    assert_eq!(value("order_scheduler_moderation_lateness_seconds_count"), 7.0);
+    assert_eq!(value("order_scheduler_orders_due_now"), 0.0);
+    assert_eq!(value("order_scheduler_running"), 0.0);
     assert!(
-        value("http_requests_total{method=\"POST\",route=\"/api/v1/orders/fake\",status=\"200\"}")
+        value("order_scheduler_http_requests_total{method=\"POST\",route=\"/api/v1/orders/fake\",status=\"200\"}")
             >= 7.0,
         "{text}"
     );
     for name in [
-        "orders_pending",
-        "scheduler_pass_duration_seconds_bucket",
-        "scheduler_failures_total",
-        "orders_parked_total",
-        "db_pool_connections",
+        "order_scheduler_orders_pending",
+        "order_scheduler_pass_duration_seconds_bucket",
+        "order_scheduler_pass_failures_total",
+        "order_scheduler_orders_parked_total",
+        "order_scheduler_db_pool_connections",
     ] {
         assert!(text.contains(name), "missing {name}");
     }

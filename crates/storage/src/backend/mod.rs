@@ -41,6 +41,10 @@ pub(crate) trait Backend {
     /// Begins the transaction every write runs in.
     fn begin_write(conn: &mut Self::Conn) -> Result<(), StorageError>;
 
+    /// Begins a read-only transaction whose statements all see one snapshot, so that a
+    /// response built from several queries is consistent.
+    fn begin_read(conn: &mut Self::Conn) -> Result<(), StorageError>;
+
     /// Up to `limit` claimable rows due in `range`, soonest first, held for this transaction.
     fn select_claimable(
         conn: &mut Self::Conn,

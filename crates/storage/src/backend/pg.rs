@@ -54,6 +54,15 @@ impl Backend for Pg {
         Ok(AnsiTransactionManager::begin_transaction(conn)?)
     }
 
+    /// Repeatable read: every statement sees the snapshot taken by the first one (read
+    /// committed would take a new snapshot per statement).
+    fn begin_read(conn: &mut PgConnection) -> Result<(), StorageError> {
+        Ok(AnsiTransactionManager::begin_transaction_sql(
+            conn,
+            "BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        )?)
+    }
+
     fn select_claimable(
         conn: &mut PgConnection,
         range: DueRange,

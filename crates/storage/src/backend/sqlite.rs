@@ -50,6 +50,15 @@ impl Backend for Sqlite {
         )?)
     }
 
+    /// A deferred transaction: in WAL mode its first read fixes the snapshot every later
+    /// statement of the transaction sees, and it never blocks writers.
+    fn begin_read(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+        Ok(AnsiTransactionManager::begin_transaction_sql(
+            conn,
+            "BEGIN DEFERRED",
+        )?)
+    }
+
     fn select_claimable(
         conn: &mut SqliteConnection,
         range: DueRange,

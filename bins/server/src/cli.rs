@@ -21,20 +21,30 @@ fn open(url: &str) -> anyhow::Result<Store> {
 
 /// `seed`: creates orders with random sides, quantities and prices, due over a window.
 pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
-    let store = open(&args.db.database_url)?;
     let location = Location::parse(&args.location)?;
     let fixed = args.at.as_deref().map(parse_due_time).transpose()?;
-    let start = Utc::now() + ChronoDuration::milliseconds((args.start_in_secs * 1000.0) as i64);
-    let window_ms = (args.window_secs.max(0.0) * 1000.0) as i64;
-    let bar = ProgressBar::new(args.count as u64);
+    let start = offset_from_now(args.start_in_secs, "--start-in-secs")?;
+    let window_ms = secs_to_ms(args.window_secs, "--window-secs")?;
+    // Both ends of the window must be valid due times; every order between them then is too.
+    if fixed.is_none() {
+        let end = start
+            .checked_add_signed(ChronoDuration::milliseconds(window_ms))
+            .context("--window-secs: the window ends beyond any valid due time")?;
+        checked_due(start, "--start-in-secs")?;
+        checked_due(end, "--window-secs")?;
+    }
+    let count = args.count as usize;
+    // Opened only once the flags are known good, so a refused seed leaves no database behind.
+    let store = open(&args.db.database_url)?;
+    let bar = ProgressBar::new(u64::from(args.count));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} orders ({per_sec}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut rng = rand::rng();
     let mut created = 0;
-    while created < args.count {
-        let n = (args.count - created).min(5_000);
+    while created < count {
+        let n = (count - created).min(5_000);
         let batch = (0..n)
             .map(|_| {
                 let due = fixed.unwrap_or_else(|| {
@@ -68,6 +78,30 @@ pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Seconds as whole milliseconds, refusing what does not fit (clap has already refused
+/// non-finite values; this keeps the arithmetic below free of overflow whatever the caller).
+fn secs_to_ms(secs: f64, flag: &str) -> anyhow::Result<i64> {
+    let ms = (secs * 1000.0).round();
+    if !ms.is_finite() || ms.abs() > 4.0e15 {
+        bail!("{flag}: {secs} seconds is out of range");
+    }
+    Ok(ms as i64)
+}
+
+/// Now plus `secs`, or an error if that is no representable time.
+fn offset_from_now(secs: f64, flag: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
+    let ms = secs_to_ms(secs, flag)?;
+    ChronoDuration::try_milliseconds(ms)
+        .and_then(|d| Utc::now().checked_add_signed(d))
+        .with_context(|| format!("{flag}: {secs} seconds from now is out of range"))
+}
+
+/// A computed due time checked by the same rule as every typed one (the accepted years), by
+/// going through the parser the API uses.
+fn checked_due(t: chrono::DateTime<Utc>, flag: &str) -> anyhow::Result<chrono::DateTime<Utc>> {
+    parse_due_time(&format_ms(&t)).with_context(|| format!("{flag}: not a valid due time"))
 }
 
 fn outcome(o: &Order) -> String {

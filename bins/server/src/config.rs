@@ -45,13 +45,15 @@ pub struct SeedArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// How many orders.
-    #[arg(long, short = 'n', default_value_t = 100)]
-    pub count: usize,
+    #[arg(long, short = 'n', default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub count: u32,
     /// Seconds from now until the first due time (negative: already due).
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true,
+        value_parser = parse_offset_secs)]
     pub start_in_secs: f64,
     /// Due times are spread uniformly over this many seconds.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse_window_secs)]
     pub window_secs: f64,
     /// Put every order at exactly this due time instead (RFC 3339 with an offset).
     #[arg(long, conflicts_with_all = ["start_in_secs", "window_secs"])]
@@ -80,7 +82,7 @@ pub struct OrdersArgs {
     #[arg(long)]
     pub location: Option<String>,
     /// Most orders listed (newest first).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -140,7 +142,8 @@ pub struct DbArgs {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Most database connections held open.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16)]
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub pool_size: u32,
 }
 
@@ -148,13 +151,15 @@ pub struct DbArgs {
 #[derive(Debug, Clone, Args)]
 pub struct PolicyArgs {
     /// Probability that an order is approved, 0 to 1.
-    #[arg(long, env = "APPROVAL_PROBABILITY", default_value_t = 0.7)]
+    #[arg(long, env = "APPROVAL_PROBABILITY", default_value_t = 0.7,
+        value_parser = parse_probability)]
     pub approval_probability: f64,
     /// Centre of the simulated real-time LMP, $/MWh.
-    #[arg(long, env = "RT_LMP_BASE", default_value_t = 40.0)]
+    #[arg(long, env = "RT_LMP_BASE", default_value_t = 40.0, allow_negative_numbers = true,
+        value_parser = parse_finite)]
     pub rt_lmp_base: f64,
     /// Half-width of the simulated real-time LMP range, $/MWh.
-    #[arg(long, env = "RT_LMP_VARIANCE", default_value_t = 10.0)]
+    #[arg(long, env = "RT_LMP_VARIANCE", default_value_t = 10.0, value_parser = parse_finite)]
     pub rt_lmp_variance: f64,
     /// Makes every outcome a pure function of (seed, order id, policy): same on every run.
     #[arg(long, env = "MODERATION_SEED")]
@@ -175,10 +180,12 @@ pub struct ServeArgs {
     pub bind: String,
     /// Longest sleep between checks for due orders, seconds (orders are still moderated at
     /// their exact due time; this bounds how late an order inserted by another process is seen).
-    #[arg(long, env = "SCHEDULER_CHECK_INTERVAL_SECS", default_value_t = 30.0)]
+    #[arg(long, env = "SCHEDULER_CHECK_INTERVAL_SECS", default_value_t = 30.0,
+        value_parser = parse_check_interval)]
     pub check_interval_secs: f64,
     /// Orders claimed and moderated per database transaction.
-    #[arg(long, env = "SCHEDULER_BATCH_SIZE", default_value_t = 1000)]
+    #[arg(long, env = "SCHEDULER_BATCH_SIZE", default_value_t = 1000,
+        value_parser = parse_batch_size)]
     pub batch_size: usize,
     /// Do not start the scheduler loop (start it later with POST /api/v1/scheduler/start).
     #[arg(long, env = "SCHEDULER_NO_AUTOSTART")]
@@ -191,7 +198,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "HTTP_WORKERS")]
+    #[arg(long, env = "HTTP_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
 }
 
@@ -215,3 +222,71 @@ impl ServeArgs {
     /// environment variable. Protects against DNS rebinding.
     #[arg(long = "allowed-host", env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+
+// Value parsers: every numeric flag is checked when it is parsed, so a bad value is one line
+// from clap and a non-zero exit, never a panic or a silently clamped setting later.
+
+/// A finite number (no `nan`, no `inf`).
+fn parse_finite(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!("'{text}' is not a finite number"))
+    }
+}
+
+/// A finite number within `[lo, hi]`.
+fn parse_bounded(text: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    let v = parse_finite(text)?;
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{text}' is outside {lo} to {hi}"))
+    }
+}
+
+/// Seconds from now, either way, within 100 years (due times must fall in 2000-2099 anyway).
+pub fn parse_offset_secs(text: &str) -> Result<f64, String> {
+    parse_bounded(text, -MAX_OFFSET_SECS, MAX_OFFSET_SECS)
+}
+
+/// A window length in seconds: 0 to 100 years.
+pub fn parse_window_secs(text: &str) -> Result<f64, String> {
+    parse_bounded(text, 0.0, MAX_OFFSET_SECS)
+}
+
+/// About 100 years in seconds: more than the accepted due-time range spans.
+const MAX_OFFSET_SECS: f64 = 100.0 * 366.0 * 86_400.0;
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    parse_bounded(text, 0.0, 1.0)
+}
+
+/// The scheduler's longest sleep: 10 ms to one day.
+fn parse_check_interval(text: &str) -> Result<f64, String> {
+    parse_bounded(text, 0.01, 86_400.0)
+}
+
+fn parse_batch_size(text: &str) -> Result<usize, String> {
+    parse_count(text, 1, 100_000)
+}
+
+fn parse_workers(text: &str) -> Result<usize, String> {
+    parse_count(text, 1, 1_024)
+}
+
+fn parse_count(text: &str, lo: usize, hi: usize) -> Result<usize, String> {
+    let v: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number"))?;
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{text}' is outside {lo} to {hi}"))
+    }
+}

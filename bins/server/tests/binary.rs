@@ -243,3 +243,76 @@ fn cli_status_reads_a_running_server() {
     assert!(text.contains("running") && text.contains("true"), "{text}");
     let _ = guard.0.kill();
 }
+
+/// Runs the binary and returns (success, stdout, stderr).
+fn run_raw(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 12, item 5: flags that once stored a due time in year 11533 or panicked on overflow
+/// or `nan` now fail with a short error and a non-zero exit.
+#[test]
+fn bad_flag_values_fail_cleanly_and_store_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("flags.db");
+    let db = db.to_str().expect("utf-8 path");
+    let seed = |extra: &[&str]| {
+        let mut args = vec!["seed", "--database-url", db, "-n", "1"];
+        args.extend_from_slice(extra);
+        run_raw(&args)
+    };
+    for bad in [
+        vec!["--start-in-secs", "3e11"],
+        vec!["--start-in-secs", "1e20"],
+        vec!["--start-in-secs", "-1e20"],
+        vec!["--start-in-secs", "nan"],
+        vec!["--start-in-secs", "inf"],
+        vec!["--window-secs", "1e300"],
+        vec!["--window-secs", "-5"],
+        vec!["--window-secs", "nan"],
+        // Within the flag's bounds, but beyond 2099.
+        vec!["--start-in-secs", "3000000000"],
+        vec!["--start-in-secs", "-1000000000"],
+        vec!["--at", "2100-01-01T00:00:00Z"],
+    ] {
+        let (ok, _, stderr) = seed(&bad);
+        assert!(!ok, "{bad:?} was accepted");
+        assert!(!stderr.contains("panicked"), "{bad:?}: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{bad:?}: no message");
+    }
+    assert!(
+        !std::path::Path::new(db).exists(),
+        "a refused seed must not create the database"
+    );
+    for bad in [
+        vec!["serve", "--check-interval-secs", "nan"],
+        vec!["serve", "--check-interval-secs", "-1"],
+        vec!["serve", "--check-interval-secs", "1e300"],
+        vec!["serve", "--batch-size", "0"],
+        vec!["serve", "--workers", "0"],
+        vec!["serve", "--pool-size", "0"],
+        vec!["serve", "--approval-probability", "nan"],
+        vec!["serve", "--approval-probability", "1.5"],
+        vec!["serve", "--rt-lmp-base", "inf"],
+        vec!["orders", "--limit", "-3"],
+        vec!["seed", "-n", "0"],
+    ] {
+        let (ok, _, stderr) = run_raw(&bad);
+        assert!(!ok, "{bad:?} was accepted");
+        assert!(!stderr.contains("panicked"), "{bad:?}: {stderr}");
+        assert!(stderr.contains("error:"), "{bad:?}: {stderr}");
+    }
+    // Still accepted: a negative start (already due) within range.
+    let (ok, out, stderr) = seed(&["--start-in-secs", "-60", "--window-secs", "0"]);
+    assert!(ok, "{stderr}");
+    assert!(out.contains("created 1 orders"), "{out}");
+}

@@ -33,45 +33,101 @@ pub struct Inserted {
     pub created: bool,
 }
 
-impl Store {
-    /// Stores a new PENDING order and its creation event; with an idempotency key, a repeat of
-    /// the same request returns the original order instead.
-    pub fn insert_order(
-        &self,
-        new: &NewOrder,
-        idempotency: Option<Idempotency<'_>>,
-        actor: &str,
-    ) -> Result<Inserted, StorageError> {
-        let attempt = || {
-            self.write(|c| {
-                if let Some(idem) = idempotency {
-                    if let Some(existing) = find_by_idempotency_key(c, idem)? {
-                        return Ok(Inserted {
-                            order: existing,
-                            created: false,
-                        });
-                    }
+/// One create in its own transaction (an uncontended create, or a retry after its group
+/// failed). Two requests with one key may race: the loser's insert hits the unique index; the
+/// winner's row is committed by then, so reading again answers like a plain repeat.
+pub(crate) fn insert_alone(
+    store: &Store,
+    new: &NewOrder,
+    idempotency: Option<Idempotency<'_>>,
+    actor: &str,
+) -> Result<Inserted, StorageError> {
+    let attempt = || {
+        store.write(|c| {
+            let mut results = insert_each(c, std::iter::once((new, idempotency, actor)))?;
+            results
+                .pop()
+                .ok_or_else(|| StorageError::Unavailable("no insert result".into()))
+        })
+    };
+    match attempt() {
+        Err(StorageError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) if idempotency.is_some() => attempt(),
+        other => other,
+    }
+}
+
+/// A group of queued creates inside one transaction, answers in request order. Keyless
+/// creates go in one multi-row insert; keyed ones one by one, after a lookup of their key
+/// (which sees rows written earlier in this same transaction).
+pub(crate) fn insert_in(
+    conn: &mut DbConnection,
+    group: &[crate::group_commit::Request],
+) -> Result<Vec<Inserted>, StorageError> {
+    insert_each(
+        conn,
+        group
+            .iter()
+            .map(|r| (&r.new, r.idempotency(), r.actor.as_str())),
+    )
+}
+
+fn insert_each<'a>(
+    conn: &mut DbConnection,
+    requests: impl Iterator<Item = (&'a NewOrder, Option<Idempotency<'a>>, &'a str)>,
+) -> Result<Vec<Inserted>, StorageError> {
+    let now = truncate_ms(Utc::now());
+    let mut results: Vec<Option<Inserted>> = Vec::new();
+    // Keyless creates, by actor (history rows carry it), inserted together at the end.
+    let mut keyless: Vec<(usize, String, &NewOrder, &str)> = Vec::new();
+    for (new, idempotency, actor) in requests {
+        let slot = results.len();
+        results.push(None);
+        let id = uuid::Uuid::now_v7().to_string();
+        match idempotency {
+            None => keyless.push((slot, id, new, actor)),
+            Some(idem) => {
+                if let Some(existing) = find_by_idempotency_key(conn, idem)? {
+                    results[slot] = Some(Inserted {
+                        order: existing,
+                        created: false,
+                    });
+                    continue;
                 }
-                let id = uuid::Uuid::now_v7().to_string();
-                let now = truncate_ms(Utc::now());
-                insert_rows(c, &[(id.as_str(), new)], now, idempotency, actor)?;
-                Ok(Inserted {
+                insert_rows(conn, &[(id.as_str(), new)], now, Some(idem), actor)?;
+                results[slot] = Some(Inserted {
                     order: as_stored(id, new, now),
                     created: true,
-                })
-            })
-        };
-        match attempt() {
-            // Two requests with one key raced: the loser's insert hit the unique index; the
-            // winner's row is committed now, so reading again answers like a plain repeat.
-            Err(StorageError::Query(DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) if idempotency.is_some() => attempt(),
-            other => other,
+                });
+            }
         }
     }
+    let mut actors: Vec<&str> = keyless.iter().map(|k| k.3).collect();
+    actors.sort_unstable();
+    actors.dedup();
+    for actor in actors {
+        let rows: Vec<(&str, &NewOrder)> = keyless
+            .iter()
+            .filter(|k| k.3 == actor)
+            .map(|k| (k.1.as_str(), k.2))
+            .collect();
+        insert_rows(conn, &rows, now, None, actor)?;
+    }
+    for (slot, id, new, _) in keyless {
+        results[slot] = Some(Inserted {
+            order: as_stored(id, new, now),
+            created: true,
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| StorageError::Unavailable("no insert result".into())))
+        .collect()
+}
 
+impl Store {
     /// Stores many PENDING orders at once (seeding, benchmarks), with their creation events.
     /// Returns their ids, in input order.
     pub fn insert_orders(

@@ -12,7 +12,8 @@
 //!   [`write_tx`](connection::write_tx).
 //! - `schema`, `models`: diesel tables and row types, with checked decoding.
 //! - `store`: [`Store`], its pool and its writer queue.
-//! - `insert`, `read`, `due`, `manual`: the queries, by concern.
+//! - `insert`, `read`, `due`, `manual`: the queries, by concern; `group_commit`: concurrent
+//!   creates share one transaction and one commit.
 //! - `parked`: parked orders: list, retry, discard.
 //! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
 //! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
@@ -30,6 +31,7 @@ mod claim;
 pub mod connection;
 mod due;
 mod error;
+mod group_commit;
 mod insert;
 mod manual;
 mod models;

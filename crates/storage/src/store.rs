@@ -26,6 +26,8 @@ pub struct Store {
     /// on the tail latency of every contended write. `None` on Postgres (row locks suffice).
     /// Shared with dedicated pools, since they write to the same file.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// Creates waiting to share a commit (see `group_commit.rs`).
+    group_commit: Arc<crate::group_commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,6 +61,7 @@ impl Store {
             pool: build_pool(&url, config)?,
             url,
             sqlite_writer,
+            group_commit: Arc::default(),
         })
     }
 
@@ -70,6 +73,7 @@ impl Store {
             pool: build_pool(&self.url, config)?,
             url: self.url.clone(),
             sqlite_writer: self.sqlite_writer.clone(),
+            group_commit: Arc::default(),
         })
     }
 
@@ -107,6 +111,10 @@ impl Store {
     #[cfg(any(feature = "testing", feature = "bench"))]
     pub fn conn(&self) -> Result<PooledConnection, StorageError> {
         self.checkout()
+    }
+
+    pub(crate) fn group_commit(&self) -> &crate::group_commit::GroupCommit {
+        &self.group_commit
     }
 
     /// Checks out a connection of this store's pool.

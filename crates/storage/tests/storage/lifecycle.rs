@@ -300,7 +300,67 @@ fn events_after_pages_through_history(db: &TestDb) {
     assert_eq!(store.last_event_id().expect("last"), rest[1].event.id);
 }
 
+/// Concurrent creates share commits: every caller gets its own order (or, with a shared key,
+/// the one order of that key), every row has its event, and a bad request in a group fails
+/// alone.
+fn concurrent_creates_share_commits_and_keep_their_meaning(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() + Duration::hours(2);
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for i in 0..25 {
+                    let new = order_due(due, "BUY", "L");
+                    let key = format!("shared-{}", i % 5);
+                    let keyed = i % 2 == 0;
+                    let result = store.insert_order(
+                        &new,
+                        keyed.then_some(Idempotency {
+                            key: &key,
+                            request_hash: "same",
+                        }),
+                        if t % 2 == 0 { "api" } else { "cli" },
+                    );
+                    ids.push((keyed.then_some(key), result.expect("insert").order.id));
+                }
+                // A key reused with another request fails only this request.
+                let clash = store.insert_order(
+                    &order_due(due, "SELL", "L"),
+                    Some(Idempotency {
+                        key: "shared-0",
+                        request_hash: "different",
+                    }),
+                    "api",
+                );
+                assert!(matches!(
+                    clash,
+                    Err(StorageError::IdempotencyMismatch { .. })
+                ));
+                ids
+            })
+        })
+        .collect();
+    let all: Vec<(Option<String>, String)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    let mut by_key = std::collections::HashMap::new();
+    let mut keyless = std::collections::HashSet::new();
+    for (key, id) in &all {
+        match key {
+            Some(k) => assert_eq!(by_key.entry(k.clone()).or_insert(id.clone()), id, "{k}"),
+            None => assert!(keyless.insert(id.clone()), "{id} given twice"),
+        }
+    }
+    let distinct = (by_key.len() + keyless.len()) as i64;
+    assert_eq!(by_key.len(), 5);
+    assert_eq!(store.row_counts().expect("counts"), (distinct, distinct));
+}
+
 storage::backend_tests!(
+    concurrent_creates_share_commits_and_keep_their_meaning,
     insert_and_get_round_trip,
     insert_idempotency_key_returns_the_original,
     fetch_orders_splits_open_and_closed_newest_first,

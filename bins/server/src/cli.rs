@@ -135,6 +135,9 @@ fn print_table(orders: &[Order]) {
 /// `orders`: a table (or JSON) of orders, or one order with its history.
 pub fn orders(args: &OrdersArgs) -> anyhow::Result<()> {
     let store = open(&args.db.database_url)?;
+    if args.parked {
+        return parked(&store, args);
+    }
     if let Some(id) = &args.id {
         let order = store.get_order(id)?;
         let history = store.order_events(id)?;
@@ -178,6 +181,35 @@ pub fn orders(args: &OrdersArgs) -> anyhow::Result<()> {
         print_table(&page.orders);
         println!("{} orders shown", page.orders.len());
     }
+    Ok(())
+}
+
+/// `orders --parked`: parked orders, with the total count and each one's reason.
+fn parked(store: &Store, args: &OrdersArgs) -> anyhow::Result<()> {
+    let count = store.parked_count()?;
+    let list = store.parked_list(args.limit)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"count": count, "orders": list}))?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<24}  {:<4}  {:<12}  REASON",
+        "ID", "DUE (UTC)", "SIDE", "LOCATION"
+    );
+    for p in &list {
+        println!(
+            "{:<36}  {:<24}  {:<4}  {:<12}  {}",
+            p.id,
+            format_ms(&p.hour_start_utc),
+            p.side,
+            p.location,
+            p.parked_reason
+        );
+    }
+    println!("{count} parked orders ({} shown)", list.len());
     Ok(())
 }
 

@@ -87,6 +87,9 @@ pub struct OrdersArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// List parked orders (set aside by the scheduler) with their reasons instead.
+    #[arg(long, conflicts_with_all = ["id", "status", "side", "location"])]
+    pub parked: bool,
 }
 
 /// `moderate`: one due time, now.

@@ -316,3 +316,150 @@ fn bad_flag_values_fail_cleanly_and_store_nothing() {
     assert!(ok, "{stderr}");
     assert!(out.contains("created 1 orders"), "{out}");
 }
+
+/// Starts `order-scheduler serve` on `url` with extra flags, and waits until it answers;
+/// returns the guard and the base URL.
+fn serve_on(url: &str, extra: &[&str]) -> (KillOnDrop, String) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", url])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let guard = KillOnDrop(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("{base}/api/v1/scheduler/status")).is_err() {
+        assert!(Instant::now() < deadline, "server did not start on {url}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (guard, base)
+}
+
+const TOKEN: &str = "operator-token-1";
+
+fn admin_post(base: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::blocking::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(serde_json::Value::Null))
+}
+
+fn get_json(url: &str) -> serde_json::Value {
+    reqwest::blocking::get(url)
+        .expect("request")
+        .json()
+        .expect("json")
+}
+
+/// Issue 16, item 1, on both backends against the real binary: parked orders are listed (API
+/// and `orders --parked`), discarded (rejected, in the history, token required) and retried
+/// (the scheduler takes them at once).
+fn parked_orders_round_trip(backend: storage::testing::Backend) {
+    let Some(db) = storage::testing::TestDb::new(backend) else {
+        return;
+    };
+    let store = db.store();
+    let new = |due_in_secs: i64| {
+        orders::NewOrder::from_fields(&orders::NewOrderFields {
+            side: Some("BUY"),
+            qty_mwh: Some("1"),
+            limit_price: Some("40"),
+            hour_start_utc: Some(&orders::format_ms(
+                &(chrono::Utc::now() + chrono::Duration::seconds(due_in_secs)),
+            )),
+            location: None,
+            location_type: None,
+        })
+        .expect("valid")
+    };
+    // Due a minute ago and parked: only a retry lets the scheduler take it.
+    let a = store
+        .insert_order(&new(-60), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    let b = store
+        .insert_order(&new(3600), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    assert!(store.park_order(&a, "cannot decode").expect("park"));
+    assert!(store.park_order(&b, "cannot decide").expect("park"));
+
+    let listed = run(&["orders", "--database-url", &db.url, "--parked", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(listed["count"], 2, "{listed}");
+    let table = run(&["orders", "--database-url", &db.url, "--parked"]);
+    assert!(
+        table.contains("cannot decode") && table.contains("2 parked orders"),
+        "{table}"
+    );
+
+    let (_guard, base) = serve_on(&db.url, &["--admin-token", TOKEN]);
+    let list = get_json(&format!("{base}/api/v1/parked"));
+    assert_eq!(list["count"], 2, "{list}");
+    assert_eq!(list["orders"].as_array().map(Vec::len), Some(2));
+
+    let unauth = reqwest::blocking::Client::new()
+        .post(format!("{base}/api/v1/parked/{b}/discard"))
+        .send()
+        .expect("request");
+    assert_eq!(unauth.status().as_u16(), 401, "discard needs the token");
+
+    let (status, reply) = admin_post(
+        &base,
+        &format!("/api/v1/parked/{b}/discard"),
+        Some(serde_json::json!({"reason": "bad feed"})),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["reject_reason"], "Discarded by operator: bad feed");
+    let shown = get_json(&format!("{base}/api/v1/orders/{b}"));
+    let text = shown.to_string();
+    assert!(
+        text.contains("REJECTED") && text.contains("Discarded by operator: bad feed"),
+        "{text}"
+    );
+    let (status, _) = admin_post(&base, &format!("/api/v1/parked/{b}/discard"), None);
+    assert_eq!(status, 409, "discarding twice is a conflict");
+
+    let (status, reply) = admin_post(&base, &format!("/api/v1/parked/{a}/retry"), None);
+    assert_eq!((status, &reply["retried"]), (200, &serde_json::json!(1)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = store.get_order(&a).expect("get");
+        if o.status != orders::OrderStatus::Pending {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retried order was not moderated"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let list = get_json(&format!("{base}/api/v1/parked"));
+    assert_eq!(list["count"], 0, "{list}");
+    assert_eq!(list["retried_total"], 1, "{list}");
+    assert_eq!(list["discarded_total"], 1, "{list}");
+    let (status, reply) = admin_post(&base, "/api/v1/parked/retry", None);
+    assert_eq!((status, &reply["retried"]), (200, &serde_json::json!(0)));
+}
+
+#[test]
+fn parked_orders_round_trip_sqlite() {
+    parked_orders_round_trip(storage::testing::Backend::Sqlite);
+}
+
+#[test]
+fn parked_orders_round_trip_postgres() {
+    parked_orders_round_trip(storage::testing::Backend::Postgres);
+}

@@ -1,8 +1,8 @@
 //! HTTP routes. Each module registers its own routes (`configure`) and documents them (an
 //! OpenAPI fragment that the `openapi` module merges): `legacy` keeps the original system's
 //! routes and shapes; `orders` is the JSON order API; `scheduler_api` shows and controls the
-//! scheduler; `health` answers probes; `events` streams changes; `metrics_endpoint` serves
-//! Prometheus; `dashboard` serves the page.
+//! scheduler; `parked` lists, retries and discards parked orders; `health` answers probes;
+//! `events` streams changes; `metrics_endpoint` serves Prometheus; `dashboard` serves the page.
 
 pub mod dashboard;
 pub mod events;
@@ -10,6 +10,7 @@ pub mod health;
 pub mod legacy;
 pub mod metrics_endpoint;
 pub mod orders;
+pub mod parked;
 pub mod scheduler_api;
 
 use crate::error::ApiError;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(scheduler_api::configure)
             .configure(health::configure)
             .configure(orders::configure)
+            .configure(parked::configure)
             .configure(events::configure),
     )
     .configure(metrics_endpoint::configure)

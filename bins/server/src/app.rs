@@ -58,6 +58,7 @@ impl Application {
             args.policy.rt_lmp_variance,
         )
         .context("invalid moderation policy")?;
+        let moderator = args.market.build(&args.policy)?;
         // A short checkout timeout: while the database is down, requests answer 503 in about a
         // second and a half instead of hanging for the pool's default.
         let pool = PoolConfig {
@@ -80,7 +81,7 @@ impl Application {
                 Arc::clone(&events),
                 instance_id,
             ))
-            .policy(policy)
+            .moderator(moderator)
             .check_interval(args.check_interval())
             .batch_size(args.batch_size)
             .moderation_seed(args.policy.moderation_seed)

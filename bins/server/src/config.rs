@@ -178,6 +178,9 @@ pub struct ServeArgs {
     /// Moderation policy.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Policy kind and price source (`--policy`, `--price-source`, ...).
+    #[command(flatten)]
+    pub market: crate::market_config::MarketArgs,
     /// Address to listen on. Anything but loopback requires --admin-token.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8000")]
     pub bind: String,

@@ -18,6 +18,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod market_config;
 pub mod error;
 pub mod events;
 pub mod metrics;

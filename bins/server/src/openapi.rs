@@ -50,6 +50,7 @@ impl Modify for AdminToken {
         (path = "/api/v1", api = HealthApi),
         (path = "/api/v1", api = OrdersApi),
         (path = "/api/v1", api = EventsApi),
+        (path = "/api/v1", api = crate::routes::market::MarketApi),
         (path = "/api/v1", api = crate::routes::parked::ParkedApi),
     ),
     modifiers(&AdminToken)

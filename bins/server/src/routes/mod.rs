@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod events;
 pub mod health;
 pub mod legacy;
+pub mod market;
 pub mod metrics_endpoint;
 pub mod orders;
 pub mod parked;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(health::configure)
             .configure(orders::configure)
             .configure(parked::configure)
-            .configure(events::configure),
+            .configure(events::configure)
+            .configure(market::configure),
     )
     .configure(metrics_endpoint::configure)
     .configure(dashboard::configure)

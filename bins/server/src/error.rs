@@ -59,6 +59,9 @@ pub enum ApiError {
     /// The database cannot be reached; retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The scheduler thread is gone or did not answer; retry later.
+    #[error("scheduler unavailable: {0}")]
+    SchedulerUnavailable(String),
     /// A bug or an unexpected failure; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "database_unavailable",
+            ApiError::SchedulerUnavailable(_) => "scheduler_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -115,7 +119,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::SchedulerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -165,6 +171,11 @@ impl From<SchedulerError> for ApiError {
     fn from(e: SchedulerError) -> Self {
         match e {
             SchedulerError::Storage(s) => s.into(),
+            // Neither is a bug of the request: the thread died (readiness reports it and the
+            // server exits) or is busy beyond the handle's wait.
+            SchedulerError::ThreadGone | SchedulerError::Timeout(_) => {
+                ApiError::SchedulerUnavailable(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -202,6 +202,7 @@ mod tests {
         ] {
             assert!(status.contains_key(field), "Status lacks {field}");
         }
-        assert!(schemas["PassReport"]["properties"]["results_truncated"].is_object());
+        assert!(schemas["ForceRunResult"]["properties"]["results_truncated"].is_object());
+        assert!(schemas["ModeratedOrder"].is_object());
     }
 }

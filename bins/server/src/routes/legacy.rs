@@ -28,7 +28,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(create_fake_order, patch_fake_order, moderate_hour, fetch_orders),
-    components(schemas(FakeOrderReply, PatchReply, ModerateReply, FetchOrdersReply, OrderList))
+    components(schemas(
+        FakeOrderReply,
+        PatchReply,
+        ModerateReply,
+        ModerationResult,
+        ModeratedOrder,
+        FetchOrdersReply,
+        OrderList
+    ))
 )]
 pub struct LegacyApi;
 
@@ -64,10 +72,72 @@ pub struct ModerateReply {
     /// `Moderated N orders for <time>: A approved, R rejected`.
     pub message: String,
     /// Counts and the moderated orders.
-    pub result: DueReport,
+    pub result: ModerationResult,
     /// Always `success`.
     #[schema(value_type = String, example = "success")]
     pub status: &'static str,
+}
+
+/// The original system's `moderation_result`: one due time's counts and its moderated orders,
+/// each with the original's keys (`order_id`, `status`, `approved_at`, `approval_rt_lmp`,
+/// `approval_rt_source`, `reject_reason`) beside the order's own fields. Its front end finds
+/// its order in `orders` by `order_id`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModerationResult {
+    /// The due time the orders shared.
+    #[serde(with = "::orders::time::serde_ms")]
+    #[schema(value_type = String, format = DateTime)]
+    pub hour_start_utc: chrono::DateTime<chrono::Utc>,
+    /// Orders moderated for this due time.
+    pub total_orders: usize,
+    /// Of `total_orders`, how many were approved.
+    pub approved: usize,
+    /// Of `total_orders`, how many were rejected.
+    pub rejected: usize,
+    /// `approved / total_orders`, 0 when there were none.
+    pub approval_rate: f64,
+    /// The moderated orders (at most 1,000 per answer; the counts are complete).
+    pub orders: Vec<ModeratedOrder>,
+}
+
+/// One moderated order: the original system's `order_id` and the whole order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModeratedOrder {
+    /// The order's id, under the original system's key (also present as `id`).
+    pub order_id: String,
+    /// Every field of the order (`id`, `status`, `approved_at`, `approval_rt_lmp`,
+    /// `approval_rt_source`, `reject_reason`, ...).
+    #[serde(flatten)]
+    pub order: Order,
+}
+
+// Destructured field by field, so a field added to the scheduler's report fails to compile
+// here instead of silently missing from the answer.
+impl From<DueReport> for ModerationResult {
+    fn from(report: DueReport) -> Self {
+        let DueReport {
+            hour_start_utc,
+            total_orders,
+            approved,
+            rejected,
+            approval_rate,
+            orders,
+        } = report;
+        Self {
+            hour_start_utc,
+            total_orders,
+            approved,
+            rejected,
+            approval_rate,
+            orders: orders
+                .into_iter()
+                .map(|order| ModeratedOrder {
+                    order_id: order.id.clone(),
+                    order,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Answer of `fetch_orders`.
@@ -291,7 +361,7 @@ pub async fn moderate_hour(
             report.approved,
             report.rejected
         ),
-        result: report,
+        result: report.into(),
         status: "success",
     }))
 }

@@ -370,12 +370,13 @@ pub async fn positions(
             .collect()
     };
     let reply = blocking(move || {
-        let loc = location.as_ref().map(Location::as_str);
-        let (open, closed) = store.fetch_orders(limit, limit, loc)?;
+        // Rows and totals from one snapshot, so the totals describe the listed book.
+        let (open, closed, totals) =
+            store.positions(limit, location.as_ref().map(Location::as_str))?;
         Ok(PositionsReply {
             closed: as_positions(closed),
             open: as_positions(open),
-            totals: store.pnl_totals(loc)?.into(),
+            totals: totals.into(),
         })
     })
     .await?;

@@ -99,14 +99,15 @@ impl Application {
             admin_token: args.admin_token.clone(),
             events,
             metrics: Arc::clone(&metrics),
-        });
             site: middleware::SiteGuard::new(&args.allowed_hosts, &args.allowed_origins),
         });
         let readiness = web::Data::new(crate::routes::health::Readiness {
             unready_after: Duration::from_secs(args.unready_after_secs),
+        });
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(readiness.clone())
                 .app_data(middleware::json_config())
                 .app_data(middleware::path_config())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
@@ -177,6 +178,16 @@ impl Application {
             r = &mut server => r,
             _ = self.sigterm.recv() => Self::graceful(handle, server, "SIGTERM").await,
             _ = self.sigint.recv() => Self::graceful(handle, server, "SIGINT").await,
+            _ = scheduler_death(Arc::clone(&self.scheduler)) => {
+                // A server whose scheduler is gone would keep answering while moderating
+                // nothing; exiting non-zero lets a supervisor restart it.
+                log::error!(
+                    "the scheduler thread died unexpectedly (its panic, if any, is logged \
+                     above); stopping the server and exiting with an error"
+                );
+                let _ = Self::graceful(handle, server, "scheduler death").await;
+                Err(std::io::Error::other("the scheduler thread died unexpectedly"))
+            }
         };
         log::info!("HTTP server stopped; stopping the scheduler");
         let sched = self.scheduler;
@@ -196,6 +207,17 @@ impl Application {
         // beside it, not before it.
         actix_web::rt::spawn(async move { handle.stop(true).await });
         server.await
+    }
+}
+
+/// Resolves when the scheduler thread is no longer alive (it stays alive while stopped, so
+/// this means it died). Looks twice a second: cheap, and quick enough for a supervisor.
+async fn scheduler_death(scheduler: Arc<Scheduler>) {
+    loop {
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        if !scheduler.liveness().thread_alive {
+            return;
+        }
     }
 }
 

@@ -189,6 +189,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SCHEDULER_CHECK_INTERVAL_SECS", default_value_t = 30.0,
         value_parser = parse_check_interval)]
     pub check_interval_secs: f64,
+    /// Readiness (GET /api/v1/health) answers 503 once the scheduler's passes have failed,
+    /// without a success in between, for this many seconds; a dead scheduler thread makes it
+    /// answer 503 at once (and the server exits non-zero).
+    #[arg(long, env = "SCHEDULER_UNREADY_AFTER_SECS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub unready_after_secs: u64,
     /// Orders claimed and moderated per database transaction.
     #[arg(long, env = "SCHEDULER_BATCH_SIZE", default_value_t = 1000,
         value_parser = parse_batch_size)]

@@ -6,11 +6,12 @@
 //! scheduler or the request pool was starved).
 
 use crate::book::FutureBook;
-use crate::http::create_json_orders_counting_failures;
+use crate::http::{create_json_orders_counting_failures, CreatedOrder};
 use crate::server::{Server, ServerConfig};
 use crate::stats::percentile;
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use orders::OrderStatus;
 use rand::RngExt;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use storage::bench_support::{moderation_counts, moderation_lateness_ms};
+use storage::Store;
 
 /// The routes the clients poll, in turn.
 const ROUTES: [&str; 4] = [
@@ -44,6 +46,13 @@ pub struct BusyRun {
     pub max_ms: i64,
     /// Created orders whose creation answered after their due time (counted as late too).
     pub created_after_due: usize,
+    /// Lateness of the orders whose creation was answered before their due time only: what
+    /// the scheduler alone is responsible for. Median, ms (0 when there are none).
+    pub in_time_p50_ms: i64,
+    /// Their 99th percentile, ms.
+    pub in_time_p99_ms: i64,
+    /// Their largest, ms.
+    pub in_time_max_ms: i64,
     /// Creations answered with anything but 2xx, or not answered (those orders do not exist,
     /// so their lateness is not in the figures above).
     pub create_non_2xx: usize,
@@ -200,6 +209,26 @@ impl ApiLoad {
     }
 }
 
+/// Lateness (moderation event time minus due time, ms) of each created order whose creation
+/// was answered before its due time, read from its history.
+fn in_time_lateness_ms(store: &Store, created: &[CreatedOrder]) -> Result<Vec<i64>> {
+    let mut late = Vec::new();
+    for c in created.iter().filter(|c| c.answered_at < c.due) {
+        let Some(id) = &c.id else {
+            bail!("a create answer carried no order id");
+        };
+        let moderation = store.order_events(id)?.into_iter().find(|e| {
+            e.from_status == Some(OrderStatus::Pending)
+                && matches!(e.to_status, OrderStatus::Approved | OrderStatus::Rejected)
+        });
+        match moderation {
+            Some(e) => late.push((e.at - c.due).num_milliseconds()),
+            None => bail!("order {id} has no moderation event"),
+        }
+    }
+    Ok(late)
+}
+
 /// Starts a server (default settings) on `book`, starts `clients` pollers, creates `orders`
 /// orders due at random instants over `window` (the first `lead` ahead), polls until the last
 /// is due, then reads the lateness of the created orders.
@@ -245,6 +274,8 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(250));
     }
     drop(server);
+    let mut in_time = in_time_lateness_ms(&store, &created.orders)?;
+    in_time.sort_unstable();
     let mut late = moderation_lateness_ms(&store)?;
     if late.len() != orders_created {
         bail!(
@@ -262,6 +293,9 @@ pub fn run(
         p99_ms: pick(99.0),
         max_ms: pick(100.0),
         created_after_due: created.after_due,
+        in_time_p50_ms: percentile(&in_time, 50.0).unwrap_or(0),
+        in_time_p99_ms: percentile(&in_time, 99.0).unwrap_or(0),
+        in_time_max_ms: percentile(&in_time, 100.0).unwrap_or(0),
         create_non_2xx: created.failed,
         create_first_failure: created.first_failure,
         api_answers,

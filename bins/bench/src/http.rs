@@ -205,6 +205,31 @@ pub struct Created {
     pub failed: usize,
     /// The first failure's status and body, if any.
     pub first_failure: Option<String>,
+    /// Every created order: its id (when the answer carried one), due time, and when the
+    /// creation was answered.
+    pub orders: Vec<CreatedOrder>,
+}
+
+/// One order created by [`create_json_orders`].
+#[derive(Debug, Clone)]
+pub struct CreatedOrder {
+    /// Its id, from the answer.
+    pub id: Option<String>,
+    /// Its due time.
+    pub due: DateTime<Utc>,
+    /// When its creation was answered.
+    pub answered_at: DateTime<Utc>,
+}
+
+impl Created {
+    fn empty() -> Created {
+        Created {
+            after_due: 0,
+            failed: 0,
+            first_failure: None,
+            orders: Vec::new(),
+        }
+    }
 }
 
 /// Creates one order per due time over `POST /api/v1/orders`, in the given order, with
@@ -244,11 +269,7 @@ fn create_orders(
             let (client, url, dues, next) =
                 (client.clone(), url.clone(), dues.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
-                let mut created = Created {
-                    after_due: 0,
-                    failed: 0,
-                    first_failure: None,
-                };
+                let mut created = Created::empty();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(due) = dues.get(i) else { break };
@@ -257,7 +278,20 @@ fn create_orders(
                         "qty_mwh": 1.5, "limit_price": 41.5, "hour_start_utc": format_ms(due),
                     });
                     let failure = match client.post(&url).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) if r.status().is_success() => {
+                            let answer = r.json::<serde_json::Value>().await.unwrap_or_default();
+                            let order = if answer["id"].is_string() {
+                                &answer
+                            } else {
+                                &answer["order"]
+                            };
+                            created.orders.push(CreatedOrder {
+                                id: order["id"].as_str().map(str::to_string),
+                                due: *due,
+                                answered_at: Utc::now(),
+                            });
+                            None
+                        }
                         Ok(r) => {
                             let status = r.status();
                             let text = r.text().await.unwrap_or_default();
@@ -280,15 +314,12 @@ fn create_orders(
                 Ok::<_, anyhow::Error>(created)
             }));
         }
-        let mut all = Created {
-            after_due: 0,
-            failed: 0,
-            first_failure: None,
-        };
+        let mut all = Created::empty();
         for t in tasks {
             let c = t.await??;
             all.after_due += c.after_due;
             all.failed += c.failed;
+            all.orders.extend(c.orders);
             if all.first_failure.is_none() {
                 all.first_failure = c.first_failure;
             }

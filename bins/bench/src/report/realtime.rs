@@ -21,6 +21,11 @@ pub struct BusyEntry {
     p50_ms: Option<Summary>,
     p99_ms: Option<Summary>,
     max_ms: Option<Summary>,
+    /// Created orders answered after their due time, over all runs.
+    created_after_due: usize,
+    in_time_p50_ms: Option<Summary>,
+    in_time_p99_ms: Option<Summary>,
+    in_time_max_ms: Option<Summary>,
     /// API answers over all runs.
     api_answers: usize,
     /// Non-2xx (or unanswered) API polls over all runs.
@@ -75,6 +80,10 @@ impl Report {
             p50_ms: summarise(&runs, |r| r.p50_ms as f64),
             p99_ms: summarise(&runs, |r| r.p99_ms as f64),
             max_ms: summarise(&runs, |r| r.max_ms as f64),
+            created_after_due: runs.iter().map(|r| r.created_after_due).sum(),
+            in_time_p50_ms: summarise(&runs, |r| r.in_time_p50_ms as f64),
+            in_time_p99_ms: summarise(&runs, |r| r.in_time_p99_ms as f64),
+            in_time_max_ms: summarise(&runs, |r| r.in_time_max_ms as f64),
             api_answers: runs.iter().map(|r| r.api_answers).sum(),
             api_non_2xx: runs.iter().map(|r| r.api_non_2xx).sum(),
             creates: runs.iter().map(|r| r.orders + r.create_non_2xx).sum(),
@@ -195,6 +204,16 @@ impl Report {
                     show(b.api_p99_ms, 1),
                     b.create_non_2xx,
                     b.creates,
+                );
+                let _ = writeln!(
+                    t,
+                    "{:<9} {:<36} | {:<16} | {:<16} | {:<18} | {} created after their due time",
+                    b.backend.name(),
+                    "(c) only those created before due",
+                    show(b.in_time_p50_ms, 0),
+                    show(b.in_time_p99_ms, 0),
+                    show(b.in_time_max_ms, 0),
+                    b.created_after_due,
                 );
             }
             for c in &self.cross {

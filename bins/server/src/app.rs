@@ -74,6 +74,7 @@ impl Application {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{:08x}", rand_id()));
+        crate::logging::set_instance(&instance_id);
         let builder = Scheduler::builder(store.clone())
             .instance_id(instance_id.clone())
             .observer(crate::observer::observer(

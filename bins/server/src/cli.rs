@@ -2,7 +2,9 @@
 //! `moderate`, `clean` and `status`. Each works on the database directly, except `status`,
 //! which asks a running server.
 
-use crate::config::{CleanArgs, ModerateArgs, OrdersArgs, SeedArgs, StatusArgs};
+use crate::config::{
+    CleanArgs, ModerateArgs, OrdersArgs, SchedulerAction, SchedulerArgs, SeedArgs, StatusArgs,
+};
 use anyhow::{bail, Context};
 use chrono::{Duration as ChronoDuration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -282,8 +284,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         bail!("{url} answered {}", resp.status());
     }
     let body: serde_json::Value = resp.json().context("the server's answer is not JSON")?;
-    let s = &body["scheduler"];
-    if args.json {
+    print_status(&body["scheduler"], args.json)
+}
+
+/// Prints a scheduler status object as aligned lines (or JSON).
+fn print_status(s: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
         println!("{}", serde_json::to_string_pretty(s)?);
         return Ok(());
     }
@@ -307,13 +313,104 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         "parked",
         "last_error",
         "instance_id",
+        "policy",
+        "price_source",
     ] {
+        if matches!(key, "policy" | "price_source") && s.get(key).is_none() {
+            continue;
+        }
         println!("{key:<24} {}", field(key));
     }
     let late = &s["lateness_ms"];
     println!(
         "{:<24} {}/{}/{}",
         "lateness_ms p50/p99/max", late["p50"], late["p99"], late["max"]
+    );
+    Ok(())
+}
+
+/// `scheduler status|start|stop|force-run`: the scheduler routes of a running server, with
+/// the admin token when given.
+pub fn scheduler(args: &SchedulerArgs) -> anyhow::Result<()> {
+    let base = args.server_url.trim_end_matches('/');
+    let (method, path) = match args.action {
+        SchedulerAction::Status => (reqwest::Method::GET, "status"),
+        SchedulerAction::Start => (reqwest::Method::POST, "start"),
+        SchedulerAction::Stop => (reqwest::Method::POST, "stop"),
+        SchedulerAction::ForceRun => (reqwest::Method::POST, "force-run"),
+    };
+    let url = format!("{base}/api/v1/scheduler/{path}");
+    // A forced pass lasts as long as the backlog it drains; the others answer at once.
+    let timeout = if args.action == SchedulerAction::ForceRun {
+        std::time::Duration::from_secs(3600)
+    } else {
+        std::time::Duration::from_secs(10)
+    };
+    let mut req = reqwest::blocking::Client::new()
+        .request(method, &url)
+        .timeout(timeout);
+    if let Some(t) = &args.token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().with_context(|| format!("cannot reach {url}"))?;
+    let code = resp.status();
+    let body: serde_json::Value = resp.json().unwrap_or(serde_json::Value::Null);
+    if !code.is_success() {
+        let detail = body["detail"].as_str().unwrap_or("");
+        if code == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "{url} answered {code}: pass the server's admin token with --token or ADMIN_TOKEN"
+            );
+        }
+        bail!("{url} answered {code} {detail}");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    match args.action {
+        SchedulerAction::ForceRun => {
+            let r = &body["result"];
+            println!(
+                "{} ({} orders over {} due times)",
+                body["message"].as_str().unwrap_or("forced pass done"),
+                r["processed"],
+                r["results"].as_array().map_or(0, Vec::len)
+            );
+            Ok(())
+        }
+        SchedulerAction::Start | SchedulerAction::Stop => {
+            if let Some(m) = body["message"].as_str() {
+                println!("{m}");
+            }
+            print_status(&body["scheduler"], false)
+        }
+        SchedulerAction::Status => print_status(&body["scheduler"], false),
+    }
+}
+
+/// `migrate --status`: every embedded migration, applied or pending.
+pub fn migration_status(db: &crate::config::DbArgs) -> anyhow::Result<()> {
+    let store = Store::open_without_migrating(&db.database_url, &PoolConfig::default())
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::app::redact(&db.database_url)
+            )
+        })?;
+    let list = store.migration_status()?;
+    for m in &list {
+        println!(
+            "{:<8} {}",
+            if m.applied { "applied" } else { "pending" },
+            m.name
+        );
+    }
+    let pending = list.iter().filter(|m| !m.applied).count();
+    println!(
+        "{} applied, {pending} pending ({} database)",
+        list.len() - pending,
+        store.backend_name()
     );
     Ok(())
 }

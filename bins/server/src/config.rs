@@ -24,8 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server and the scheduler (the default).
     Serve(ServeArgs),
-    /// Apply database migrations and exit.
-    Migrate(DbArgs),
+    /// Apply database migrations and exit (or, with --status, list them).
+    Migrate(MigrateArgs),
     /// Create N orders spread over a time window (demos and load).
     Seed(SeedArgs),
     /// List orders, or show one with its history.
@@ -36,6 +36,53 @@ pub enum Command {
     Clean(CleanArgs),
     /// Show the scheduler status of a running server.
     Status(StatusArgs),
+    /// Control the scheduler of a running server: status, start, stop, force-run.
+    Scheduler(SchedulerArgs),
+}
+
+/// `migrate`: apply, or list with `--status`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Database settings.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// List applied and pending migrations instead of applying them.
+    #[arg(long)]
+    pub status: bool,
+}
+
+/// What `scheduler` asks the server to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchedulerAction {
+    /// Show the status.
+    Status,
+    /// Start the loop.
+    Start,
+    /// Stop (pause) the loop.
+    Stop,
+    /// Run a pass now.
+    ForceRun,
+}
+
+/// `scheduler`: control a running server's scheduler.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: SchedulerAction,
+    /// Base URL of the server.
+    #[arg(
+        long,
+        env = "ORDER_SCHEDULER_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub server_url: String,
+    /// The server's admin token (needed for start, stop and force-run when it has one).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `seed`: create orders.
@@ -209,6 +256,9 @@ pub struct ServeArgs {
     /// Never logged.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Log lines as human-readable text (default) or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HTTP_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,

@@ -10,6 +10,7 @@
 //! - `middleware`: body limit and deadline, request metrics, JSON error shapes.
 //! - `error`: [`error::ApiError`], the JSON `{"detail", "code"}` error.
 //! - `events`: the hub behind the server-sent event stream.
+//! - `logging`: text or JSON log lines (`--log-format`).
 //! - `metrics`: Prometheus metrics; `observer`: feeds them and the event hub from the
 //!   scheduler.
 //! - `query`: strict query-string parsing.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod market_config;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod observer;

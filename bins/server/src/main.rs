@@ -4,27 +4,32 @@ use clap::Parser;
 use order_scheduler::app::{redact, Application};
 use order_scheduler::cli;
 use order_scheduler::config::{Cli, Command, DbArgs};
+use order_scheduler::logging::{self, LogFormat};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(
-        env_logger::Env::default()
-            .default_filter_or("info,actix_web::middleware::logger=warn,actix_server=warn"),
-    )
-    .init();
     let cli = Cli::parse();
+    // Only the server's lines go to collectors; the tools print for people.
+    let format = match &cli.command {
+        None => cli.serve.log_format,
+        Some(Command::Serve(args)) => args.log_format,
+        Some(_) => LogFormat::Text,
+    };
+    logging::init(format);
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         // Only the server needs the async runtime; the tools are plain blocking programs.
         Command::Serve(args) => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(&args)?;
             app.run_until_stopped().await.map_err(anyhow::Error::from)
         }),
-        Command::Migrate(db) => migrate(&db),
+        Command::Migrate(a) if a.status => cli::migration_status(&a.db),
+        Command::Migrate(a) => migrate(&a.db),
         Command::Seed(a) => cli::seed(&a),
         Command::Orders(a) => cli::orders(&a),
         Command::Moderate(a) => cli::moderate(&a),
         Command::Clean(a) => cli::clean(&a),
         Command::Status(a) => cli::status(&a),
+        Command::Scheduler(a) => cli::scheduler(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

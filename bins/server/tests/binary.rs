@@ -463,3 +463,158 @@ fn parked_orders_round_trip_sqlite() {
 fn parked_orders_round_trip_postgres() {
     parked_orders_round_trip(storage::testing::Backend::Postgres);
 }
+
+/// Issue 16, item 4: `--log-format json` writes one JSON object per line with the fields a
+/// collector filters on; the default stays text.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("log.db");
+    let port = free_port();
+    let mut guard = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["--instance-id", "logtest", "--log-format", "json"])
+            .arg("--database-url")
+            .arg(&db)
+            .env("RUST_LOG", "info,actix_web::middleware::logger=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let stderr = guard.0.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Until a request line shows up: the server is up and the request was logged.
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("/api/v1/scheduler/status"))
+    {
+        let _ = reqwest::blocking::get(format!("{base}/api/v1/scheduler/status"));
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+        assert!(Instant::now() < deadline, "no request line: {lines:?}");
+    }
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for o in &objects {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(o[key].is_string(), "{key} missing: {o}");
+        }
+        assert_eq!(o["instance"], "logtest", "{o}");
+    }
+    assert!(
+        objects.iter().any(|o| o["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("listening on"))),
+        "{lines:?}"
+    );
+    let request = objects
+        .iter()
+        .find(|o| o["path"] == "/api/v1/scheduler/status")
+        .expect("a request line");
+    assert_eq!(request["method"], "GET", "{request}");
+    assert_eq!(request["status"], 200, "{request}");
+    assert!(request["duration_ms"].is_number(), "{request}");
+    let _ = guard.0.kill();
+
+    // The default: text lines, as before.
+    let (mut text, _port) = serve(&dir.path().join("text.db"), "info", Stdio::piped());
+    let first = BufReader::new(text.0.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+        .next()
+        .expect("a line");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&first).is_err(),
+        "{first}"
+    );
+    assert!(first.contains("INFO"), "{first}");
+}
+
+/// Issue 16, item 6: `scheduler status|stop|start|force-run` against a running server with a
+/// token, and `migrate --status` before and after migrating.
+#[test]
+fn cli_controls_the_scheduler_and_lists_migrations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("ctl.db");
+    let db = db.to_str().expect("utf-8 path");
+
+    let (ok, out, err) = run_raw(&["migrate", "--status", "--database-url", db]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("pending") && out.contains("0 applied"),
+        "{out}"
+    );
+    assert!(out.contains("_create_orders"), "{out}");
+    run(&["migrate", "--database-url", db]);
+    let (ok, out, err) = run_raw(&["migrate", "--status", "--database-url", db]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(", 0 pending") && !out.contains("pending  "),
+        "{out}"
+    );
+    assert!(
+        out.lines().filter(|l| l.starts_with("applied")).count() >= 2,
+        "{out}"
+    );
+
+    let (_guard, base) = serve_on(db, &["--admin-token", TOKEN]);
+    let ctl = |action: &str, token: Option<&str>| {
+        let mut args = vec!["scheduler", action, "--server-url", &base];
+        if let Some(t) = token {
+            args.extend(["--token", t]);
+        }
+        run_raw(&args)
+    };
+    let (ok, out, err) = ctl("status", None);
+    assert!(ok, "{err}");
+    assert!(out.contains("running") && out.contains("true"), "{out}");
+
+    let (ok, _, err) = ctl("stop", None);
+    assert!(!ok, "stop without the token must fail");
+    assert!(err.contains("401") && err.lines().count() == 1, "{err}");
+
+    let (ok, out, err) = ctl("stop", Some(TOKEN));
+    assert!(ok, "{err}");
+    assert!(out.contains("Scheduler stopped"), "{out}");
+    let (_, out, _) = ctl("status", None);
+    let running = out
+        .lines()
+        .find(|l| l.starts_with("running "))
+        .expect("running line");
+    assert!(running.ends_with("false"), "{out}");
+
+    run(&[
+        "seed",
+        "--database-url",
+        db,
+        "-n",
+        "3",
+        "--start-in-secs",
+        "-5",
+        "--window-secs",
+        "0",
+    ]);
+    let (ok, out, err) = ctl("force-run", Some(TOKEN));
+    assert!(ok, "{err}");
+    assert!(out.contains("3 orders"), "{out}");
+
+    let (ok, out, err) = ctl("start", Some(TOKEN));
+    assert!(ok, "{err}");
+    assert!(out.contains("Scheduler started"), "{out}");
+
+    let (ok, _, err) = run_raw(&["scheduler", "status", "--server-url", "http://127.0.0.1:1"]);
+    assert!(!ok && err.contains("cannot reach"), "{err}");
+}

@@ -176,3 +176,17 @@ impl Default for PoolConfig {
         }
     }
 }
+
+/// One embedded migration and whether the database has it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationState {
+    /// The migration's directory name (version and description).
+    pub name: String,
+    /// Whether it is applied.
+    pub applied: bool,
+}
+
+/// Every embedded migration of the connection's backend, oldest first, applied or pending.
+pub fn migration_status(conn: &mut DbConnection) -> Result<Vec<MigrationState>, StorageError> {
+    on_backend!(conn, c => B::migration_status(c))
+}

@@ -44,7 +44,7 @@ pub mod testing;
 mod watch;
 
 pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
-pub use connection::{DatabaseUrl, DbConnection, PoolConfig};
+pub use connection::{DatabaseUrl, DbConnection, MigrationState, PoolConfig};
 pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;
 pub use insert::{Idempotency, Inserted};

@@ -87,6 +87,13 @@ impl Store {
         run_migrations(&mut *self.checkout()?)
     }
 
+    /// Every embedded migration, oldest first, with whether it is applied.
+    pub fn migration_status(
+        &self,
+    ) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
+        crate::connection::migration_status(&mut *self.checkout()?)
+    }
+
     /// `"postgres"` or `"sqlite"`.
     pub fn backend_name(&self) -> &'static str {
         if self.is_postgres() {

@@ -195,3 +195,29 @@ impl Backend for Sqlite {
         Ok(())
     }
 }
+
+impl Sqlite {
+    /// Every embedded migration, oldest first, with whether it is applied (for
+    /// `migrate --status`). Reading the applied list creates diesel's bookkeeping table on a
+    /// database that has never been migrated.
+    pub(crate) fn migration_status(
+        conn: &mut SqliteConnection,
+    ) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
+        use diesel::migration::MigrationSource;
+        let applied: HashSet<String> = conn
+            .applied_migrations()
+            .map_err(|e| StorageError::Migration(e.to_string()))?
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        let all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .map_err(|e| StorageError::Migration(e.to_string()))?;
+        Ok(all
+            .iter()
+            .map(|m| crate::connection::MigrationState {
+                name: m.name().to_string(),
+                applied: applied.contains(&m.name().version().to_string()),
+            })
+            .collect())
+    }
+}

@@ -189,6 +189,9 @@ impl From<actix_web::error::BlockingError> for ApiError {
 
 impl From<orders::ValidationError> for ApiError {
     fn from(e: orders::ValidationError) -> Self {
-        ApiError::invalid(e.to_string())
+        ApiError::BadRequest {
+            code: e.code,
+            detail: e.to_string(),
+        }
     }
 }

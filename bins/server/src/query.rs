@@ -70,23 +70,45 @@ impl Params {
 
     /// An integer within `[min, max]`, or `default` if absent.
     pub fn int_in(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
-        let v = self.parsed::<i64>(name)?.unwrap_or(default);
+        let v = match self.get(name) {
+            None => default,
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest {
+                    code: "not_an_integer",
+                    detail: format!("{name}: '{raw}' is not a whole number"),
+                })?,
+        };
         if (min..=max).contains(&v) {
             Ok(v)
         } else {
-            Err(ApiError::invalid(format!(
-                "{name} must be between {min} and {max}, got {v}"
-            )))
+            Err(ApiError::BadRequest {
+                code: "out_of_range",
+                detail: format!("{name} must be between {min} and {max}, got {v}"),
+            })
         }
     }
 
     /// A finite float, or `default` if absent.
     pub fn finite(&self, name: &str, default: f64) -> Result<f64, ApiError> {
-        let v = self.parsed::<f64>(name)?.unwrap_or(default);
+        let v = match self.get(name) {
+            None => default,
+            Some(raw) => raw
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| ApiError::BadRequest {
+                    code: "not_a_number",
+                    detail: format!("{name}: '{raw}' is not a number"),
+                })?,
+        };
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(ApiError::invalid(format!("{name} must be a finite number")))
+            Err(ApiError::BadRequest {
+                code: "not_finite",
+                detail: format!("{name} must be a finite number"),
+            })
         }
     }
 }
@@ -113,7 +135,17 @@ mod tests {
         let p = Params::parse("n=5&x=inf", &["n", "x"]).unwrap_or_default();
         assert_eq!(p.int_in("n", 1, 0, 10).ok(), Some(5));
         assert!(p.int_in("n", 1, 6, 10).is_err());
-        assert!(p.finite("x", 0.0).is_err());
+        assert_eq!(
+            p.finite("x", 0.0).err().map(|e| e.code()),
+            Some("not_finite")
+        );
+        let banana = Params::parse("q=banana", &["q"]).unwrap_or_default();
+        let e = banana.finite("q", 0.0).err();
+        assert_eq!(e.as_ref().map(|e| e.code()), Some("not_a_number"));
+        assert!(!e
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("finite"));
         assert_eq!(p.finite("y", 2.5).ok(), Some(2.5));
     }
 }

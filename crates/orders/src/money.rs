@@ -2,9 +2,10 @@
 //!
 //! Prices are whole cents per MWh, quantities whole thousandths of a MWh, and P&L the exact
 //! product of the two: units of 10⁻⁵ dollars. Integers never drift, add up exactly in any order
-//! and are stored as `BIGINT` on both databases. Binary floats appear only at the JSON edge,
-//! where a value is printed with the shortest decimal that reads back to it (so `40.12` prints
-//! as `40.12`), and incoming floats are read back through that same decimal text.
+//! and are stored as `BIGINT` on both databases. No binary float takes part at the JSON edge
+//! either: a value is written as the exact decimal of its scaled integer (a JSON number token,
+//! `68749930625.00625`), and a JSON number is read from its exact text, under the same rules as
+//! a decimal string (`9999.999999999999999` has too many decimals, whichever way it is sent).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -13,7 +14,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecimalError {
     /// Not a decimal number at all (letters, empty, several dots...).
-    #[error("'{0}' is not a decimal number")]
+    #[error("'{0}' is not a decimal number (write it like 12.5)")]
     Malformed(String),
     /// NaN or an infinity.
     #[error("must be a finite number")]
@@ -26,31 +27,109 @@ pub enum DecimalError {
     Overflow,
 }
 
-/// Reads a plain decimal (`-12.345`, `+3`, `.5`) into an integer scaled by `10^decimals`.
+impl DecimalError {
+    /// A stable name of the rule that was broken, for API error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DecimalError::Malformed(_) => "not_a_decimal",
+            DecimalError::NotFinite => "not_finite",
+            DecimalError::TooManyDecimals(_) => "too_many_decimals",
+            DecimalError::Overflow => "out_of_range",
+        }
+    }
+}
+
+/// Reads a decimal (`-12.345`, `+3`, `.5`, `1.5e3`, the text of a JSON number) exactly into an
+/// integer scaled by `10^decimals`.
 ///
-/// Trailing zeros beyond `decimals` are accepted because they do not change the value. Text that
-/// is not a plain decimal but is a finite float (`1e3`) is read through its shortest decimal
-/// form, which is exact for every float.
+/// Trailing zeros beyond `decimals` are accepted because they do not change the value; any
+/// other digit beyond them is refused, never rounded. An exponent shifts the decimal point
+/// exactly (no float is involved). `NaN` and infinities are named as such; any other text that
+/// is not a decimal is malformed (`banana` is not "not finite").
 pub fn parse_scaled(text: &str, decimals: u32) -> Result<i64, DecimalError> {
     let s = text.trim();
-    match parse_plain(s, decimals) {
-        Ok(v) => Ok(v),
-        Err(DecimalError::Malformed(_)) => {
-            let lower = s.to_ascii_lowercase();
-            if lower.contains("nan") || lower.contains("inf") {
-                return Err(DecimalError::NotFinite);
-            }
-            // Only scientific notation gets a second chance; anything else stays malformed.
-            if !lower.contains('e') {
-                return Err(DecimalError::Malformed(text.to_string()));
-            }
-            let f: f64 = s
-                .parse()
-                .map_err(|_| DecimalError::Malformed(text.to_string()))?;
-            scaled_from_f64(f, decimals)
-        }
-        Err(e) => Err(e),
+    let unsigned = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    if matches!(unsigned.as_str(), "nan" | "inf" | "infinity") {
+        return Err(DecimalError::NotFinite);
     }
+    parse_exact(s, decimals).map_err(|e| match e {
+        DecimalError::Malformed(_) => DecimalError::Malformed(text.to_string()),
+        other => other,
+    })
+}
+
+/// Largest exponent magnitude considered; beyond it a non-zero value is out of range (or has
+/// too many decimals) whatever its digits.
+const MAX_EXPONENT: i64 = 1_000;
+
+/// Mantissa with an optional exponent, the point shifted exactly.
+fn parse_exact(s: &str, decimals: u32) -> Result<i64, DecimalError> {
+    let malformed = || DecimalError::Malformed(s.to_string());
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        None => (s, 0i64),
+        Some(i) => {
+            let e = &s[i + 1..];
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(malformed());
+            }
+            // Saturate: "1e99999999999" is simply out of range.
+            let trimmed = digits.trim_start_matches('0');
+            let magnitude = if trimmed.is_empty() {
+                0
+            } else {
+                trimmed.parse::<i64>().unwrap_or(i64::MAX).min(MAX_EXPONENT)
+            };
+            (
+                &s[..i],
+                if e.starts_with('-') {
+                    -magnitude
+                } else {
+                    magnitude
+                },
+            )
+        }
+    };
+    let (negative, body) = match mantissa.as_bytes().first() {
+        Some(b'-') => (true, &mantissa[1..]),
+        Some(b'+') => (false, &mantissa[1..]),
+        _ => (false, mantissa),
+    };
+    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(malformed());
+    }
+    // The value is digits × 10^(exponent − fractional digits).
+    let all = format!("{int_part}{frac_part}");
+    let digits = all.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    if significant.is_empty() {
+        return Ok(0);
+    }
+    let trailing_zeros = (digits.len() - significant.len()) as i64;
+    // Power of ten the significant digits are multiplied by, before scaling.
+    let power = exponent - frac_part.len() as i64 + trailing_zeros;
+    let shift = power + i64::from(decimals);
+    if shift < 0 {
+        return Err(DecimalError::TooManyDecimals(decimals));
+    }
+    if shift + significant.len() as i64 > 19 {
+        return Err(DecimalError::Overflow);
+    }
+    let mut value: i64 = 0;
+    for b in significant.bytes() {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i64::from(b - b'0')))
+            .ok_or(DecimalError::Overflow)?;
+    }
+    for _ in 0..shift {
+        value = value.checked_mul(10).ok_or(DecimalError::Overflow)?;
+    }
+    Ok(if negative { -value } else { value })
 }
 
 /// Converts a float (as read from JSON) into a scaled integer through its shortest decimal text.
@@ -62,46 +141,7 @@ pub fn scaled_from_f64(value: f64, decimals: u32) -> Result<i64, DecimalError> {
         return Err(DecimalError::Overflow);
     }
     // `Display` for f64 never uses exponent notation and prints the shortest round-trip digits.
-    parse_plain(&value.to_string(), decimals)
-}
-
-fn parse_plain(s: &str, decimals: u32) -> Result<i64, DecimalError> {
-    let malformed = || DecimalError::Malformed(s.to_string());
-    let (negative, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (int_part, frac_part) = match body.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (body, ""),
-    };
-    if (int_part.is_empty() && frac_part.is_empty())
-        || !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(malformed());
-    }
-    let significant = frac_part.trim_end_matches('0');
-    if significant.len() > decimals as usize {
-        return Err(DecimalError::TooManyDecimals(decimals));
-    }
-    let mut value: i64 = 0;
-    for b in int_part.bytes() {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(b - b'0')))
-            .ok_or(DecimalError::Overflow)?;
-    }
-    let mut frac_digits = significant.bytes();
-    for _ in 0..decimals {
-        let digit = frac_digits.next().map_or(0, |b| i64::from(b - b'0'));
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(digit))
-            .ok_or(DecimalError::Overflow)?;
-    }
-    Ok(if negative { -value } else { value })
+    parse_exact(&value.to_string(), decimals)
 }
 
 /// Writes `value / 10^decimals` as a plain decimal without trailing zeros.
@@ -117,26 +157,79 @@ fn fmt_scaled(f: &mut fmt::Formatter<'_>, value: i64, decimals: u32) -> fmt::Res
     write!(f, "{sign}{int}.{}", digits.trim_end_matches('0'))
 }
 
-/// Serialises a scaled integer as a JSON number. The float is the one nearest the exact decimal,
-/// and JSON writers print it back as that same decimal.
+/// A scaled integer as an exact JSON number token: the decimal of the scaled integer, with
+/// `.0` on whole values (as the original system's floats printed them). Written through
+/// serde_json's raw values, so no float is involved; other serialisers get the nearest float.
+fn serialize_exact<S: Serializer>(value: i64, decimals: u32, s: S) -> Result<S::Ok, S::Error> {
+    let mut text = Scaled(value, decimals).to_string();
+    if !text.contains('.') {
+        text.push_str(".0");
+    }
+    match serde_json::value::RawValue::from_string(text) {
+        Ok(raw) => raw.serialize(s),
+        Err(_) => s.serialize_f64(to_json_number(value, decimals)),
+    }
+}
+
+/// Displays a scaled integer.
+struct Scaled(i64, u32);
+
+impl fmt::Display for Scaled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_scaled(f, self.0, self.1)
+    }
+}
+
+/// The nearest float, for display only.
 fn to_json_number(value: i64, decimals: u32) -> f64 {
     value as f64 / 10f64.powi(decimals as i32)
 }
 
-/// A JSON number or a numeric string, so that clients may send either.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Number(f64),
-    Text(String),
+/// Why a JSON value could not be read as a decimal: the rule broken, or the JSON type it had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonDecimalError {
+    /// A number or numeric string that breaks a decimal rule.
+    #[error(transparent)]
+    Decimal(#[from] DecimalError),
+    /// Neither a number nor a string (`true`, `null`, an object, an array).
+    #[error("must be a decimal number or a decimal string such as \"12.5\", not {0}")]
+    WrongType(&'static str),
 }
 
+impl JsonDecimalError {
+    /// A stable name of the rule that was broken, for API error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JsonDecimalError::Decimal(e) => e.code(),
+            JsonDecimalError::WrongType(_) => "wrong_type",
+        }
+    }
+}
+
+/// Reads the exact text of one JSON value (a number token or a string) into a scaled integer,
+/// under the same rules for both forms.
+pub fn scaled_from_json_text(raw: &str, decimals: u32) -> Result<i64, JsonDecimalError> {
+    let raw = raw.trim();
+    match raw.as_bytes().first() {
+        Some(b'"') => {
+            let text: String =
+                serde_json::from_str(raw).map_err(|_| DecimalError::Malformed(raw.to_string()))?;
+            Ok(parse_scaled(&text, decimals)?)
+        }
+        Some(b'-' | b'0'..=b'9') => Ok(parse_exact(raw, decimals)?),
+        Some(b't' | b'f') => Err(JsonDecimalError::WrongType("a boolean")),
+        Some(b'n') => Err(JsonDecimalError::WrongType("null")),
+        Some(b'[') => Err(JsonDecimalError::WrongType("an array")),
+        Some(b'{') => Err(JsonDecimalError::WrongType("an object")),
+        _ => Err(DecimalError::Malformed(raw.to_string()).into()),
+    }
+}
+
+/// Deserialises through serde_json's raw value, so a JSON number keeps its exact text (a
+/// float would already have rounded `40.1200000000000001` to `40.12`).
 fn from_json<'de, D: Deserializer<'de>>(d: D, decimals: u32) -> Result<i64, D::Error> {
-    let scaled = match NumberOrText::deserialize(d)? {
-        NumberOrText::Number(n) => scaled_from_f64(n, decimals),
-        NumberOrText::Text(t) => parse_scaled(&t, decimals),
-    };
-    scaled.map_err(serde::de::Error::custom)
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    scaled_from_json_text(raw.get(), decimals).map_err(serde::de::Error::custom)
 }
 
 macro_rules! scaled_type {
@@ -157,6 +250,11 @@ macro_rules! scaled_type {
             /// The scaled integer, as stored in the database.
             pub const fn scaled(self) -> i64 {
                 self.0
+            }
+
+            /// Reads the exact text of a JSON value (a number token or a string).
+            pub fn from_json_text(raw: &str) -> Result<Self, JsonDecimalError> {
+                scaled_from_json_text(raw, Self::DECIMALS).map(Self)
             }
 
             /// Reads a decimal text, refusing more decimals than the unit keeps.
@@ -183,7 +281,7 @@ macro_rules! scaled_type {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_f64(self.to_f64())
+                serialize_exact(self.0, Self::DECIMALS, s)
             }
         }
 
@@ -246,12 +344,66 @@ mod tests {
         assert_eq!(Price::parse("7.100").map(Price::scaled), Ok(710));
         assert_eq!(Quantity::parse("0.001").map(Quantity::scaled), Ok(1));
         assert_eq!(Quantity::parse("1e3").map(Quantity::scaled), Ok(1_000_000));
+        assert_eq!(Price::parse("4012e-2").map(Price::scaled), Ok(4012));
+        assert_eq!(Price::parse("0.00e5").map(Price::scaled), Ok(0));
+        assert_eq!(Price::parse("1E+2").map(Price::scaled), Ok(10_000));
+    }
+
+    /// Issue 12 item 4: JSON numbers are read from their exact text under the same rules as
+    /// strings, and money is written as the exact decimal.
+    #[test]
+    fn json_numbers_are_exact_both_ways() {
+        for text in ["9999.999999999999999", "40.1200000000000001", "1.001"] {
+            let number: Result<Price, _> = serde_json::from_str(text);
+            let string: Result<Price, _> = serde_json::from_str(&format!("\"{text}\""));
+            assert!(number.is_err(), "{text} as a number was accepted");
+            assert!(string.is_err(), "{text} as a string was accepted");
+            assert_eq!(
+                Price::from_json_text(text).err().map(|e| e.code()),
+                Some("too_many_decimals")
+            );
+        }
+        let total = Pnl::from_scaled(6_874_993_062_500_625);
+        assert_eq!(
+            serde_json::to_string(&total).unwrap_or_default(),
+            "68749930625.00625"
+        );
+        assert_eq!(
+            serde_json::to_string(&Price::from_scaled(700)).unwrap_or_default(),
+            "7.0"
+        );
+        let in_value = serde_json::json!({ "p": Price::from_scaled(4012) });
+        assert_eq!(in_value["p"], 40.12);
+        let back: Price = serde_json::from_str("4.012e1").unwrap_or_default();
+        assert_eq!(back.scaled(), 4012);
+        let wrong = Price::from_json_text("true").err();
+        assert_eq!(wrong.as_ref().map(|e| e.code()), Some("wrong_type"));
+        assert!(!wrong
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .contains("NumberOrText"));
     }
 
     #[test]
     fn refuses_bad_decimals() {
         assert_eq!(Price::parse("1.234"), Err(DecimalError::TooManyDecimals(2)));
         assert_eq!(Price::parse("NaN"), Err(DecimalError::NotFinite));
+        assert!(
+            matches!(Quantity::parse("banana"), Err(DecimalError::Malformed(_))),
+            "banana is not a decimal, whatever letters it contains"
+        );
+        assert!(matches!(
+            Price::parse("1e"),
+            Err(DecimalError::Malformed(_))
+        ));
+        assert_eq!(
+            Price::parse("1e99999999999999999"),
+            Err(DecimalError::Overflow)
+        );
+        assert_eq!(
+            Price::parse("1e-999999"),
+            Err(DecimalError::TooManyDecimals(2))
+        );
         assert_eq!(Price::parse("-inf"), Err(DecimalError::NotFinite));
         assert!(matches!(Price::parse(""), Err(DecimalError::Malformed(_))));
         assert!(matches!(

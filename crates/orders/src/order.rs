@@ -4,32 +4,48 @@
 use crate::{
     kinds::{LocationType, Market, OrderStatus, Side},
     money::{DecimalError, Pnl, Price, Quantity},
-    time::{format_ms, parse_due_time, serde_ms},
+    time::{format_ms, parse_due_time, serde_ms, TimeError},
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// A field of a new order that failed validation, with a message meant for a person.
+/// A field of a new order that failed validation: the field, the rule it broke (a stable code)
+/// and a message meant for a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct ValidationError {
     /// The field, by its API name (`qty_mwh`, `hour_start_utc`, ...).
     pub field: &'static str,
+    /// What was wrong, for a program: `missing_parameter`, `not_a_decimal`,
+    /// `too_many_decimals`, `out_of_range`, `nonexistent_date`, `invalid_side`, ...
+    pub code: &'static str,
     /// What is wrong and what would be accepted.
     pub message: String,
 }
 
 impl ValidationError {
-    /// Builds an error for `field`.
+    /// Builds an error for `field` with the generic code `invalid_parameter`.
     pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self::with_code(field, "invalid_parameter", message)
+    }
+
+    /// Builds an error for `field` that broke the rule named `code`.
+    pub fn with_code(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             field,
+            code,
             message: message.into(),
         }
     }
 
-    fn decimal(field: &'static str, e: DecimalError) -> Self {
-        Self::new(field, e.to_string())
+    /// A decimal field that could not be read.
+    pub fn decimal(field: &'static str, e: DecimalError) -> Self {
+        Self::with_code(field, e.code(), e.to_string())
+    }
+
+    /// A due-time field that could not be read.
+    pub fn time(field: &'static str, e: TimeError) -> Self {
+        Self::with_code(field, e.code(), e.to_string())
     }
 }
 
@@ -58,8 +74,9 @@ impl Location {
         if ok_len && ok_chars {
             Ok(Self(text.to_string()))
         } else {
-            Err(ValidationError::new(
+            Err(ValidationError::with_code(
                 "location",
+                "invalid_location",
                 "must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
             ))
         }
@@ -100,7 +117,7 @@ pub struct NewOrderFields<'a> {
 }
 
 fn required<'a>(field: &'static str, v: Option<&'a str>) -> Result<&'a str, ValidationError> {
-    v.ok_or_else(|| ValidationError::new(field, "is required"))
+    v.ok_or_else(|| ValidationError::with_code(field, "missing_parameter", "is required"))
 }
 
 impl NewOrder {
@@ -115,16 +132,18 @@ impl NewOrder {
         hour_start_utc: DateTime<Utc>,
     ) -> Result<Self, ValidationError> {
         if qty_mwh.scaled() <= 0 || qty_mwh.scaled() > MAX_QTY_MWH * 1000 {
-            return Err(ValidationError::new(
+            return Err(ValidationError::with_code(
                 "qty_mwh",
+                "out_of_range",
                 format!("must be greater than 0 and at most {MAX_QTY_MWH} MWh"),
             ));
         }
         if limit_price.scaled() < MIN_LIMIT_PRICE * 100
             || limit_price.scaled() > MAX_LIMIT_PRICE * 100
         {
-            return Err(ValidationError::new(
+            return Err(ValidationError::with_code(
                 "limit_price",
+                "out_of_range",
                 format!("must be between {MIN_LIMIT_PRICE} and {MAX_LIMIT_PRICE} $/MWh"),
             ));
         }
@@ -142,19 +161,21 @@ impl NewOrder {
     pub fn from_fields(f: &NewOrderFields<'_>) -> Result<Self, ValidationError> {
         let side = required("side", f.side)?
             .parse::<Side>()
-            .map_err(|e| ValidationError::new("side", e.to_string()))?;
+            .map_err(|e| ValidationError::with_code("side", "invalid_side", e.to_string()))?;
         let qty = Quantity::parse(required("qty_mwh", f.qty_mwh)?)
             .map_err(|e| ValidationError::decimal("qty_mwh", e))?;
         let price = Price::parse(required("limit_price", f.limit_price)?)
             .map_err(|e| ValidationError::decimal("limit_price", e))?;
         let due = parse_due_time(required("hour_start_utc", f.hour_start_utc)?)
-            .map_err(|e| ValidationError::new("hour_start_utc", e.to_string()))?;
+            .map_err(|e| ValidationError::time("hour_start_utc", e))?;
         let location = Location::parse(f.location.unwrap_or(Location::DEFAULT))?;
         let location_type = f
             .location_type
             .unwrap_or("ZONE")
             .parse::<LocationType>()
-            .map_err(|e| ValidationError::new("location_type", e.to_string()))?;
+            .map_err(|e| {
+                ValidationError::with_code("location_type", "invalid_location_type", e.to_string())
+            })?;
         Self::new(side, qty, price, location, location_type, due)
     }
 

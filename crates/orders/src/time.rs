@@ -12,9 +12,39 @@ pub enum TimeError {
     /// Not RFC 3339, or without an offset (`2025-08-17T21:45:45` is ambiguous and refused).
     #[error("'{0}' is not an RFC 3339 time with an offset, e.g. 2025-08-17T21:45:45.000Z")]
     Malformed(String),
+    /// Well formed, but the date is not in the calendar (`2029-02-29`, `2025-04-31`).
+    #[error("'{0}': the date {1} does not exist")]
+    NonexistentDate(String, String),
     /// Outside the years the simulator accepts.
     #[error("'{0}' is outside the accepted range 2000-01-01T00:00:00Z to 2099-12-31T23:59:59Z")]
     OutOfRange(String),
+}
+
+impl TimeError {
+    /// A stable name of the rule that was broken, for API error codes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TimeError::Malformed(_) => "invalid_time",
+            TimeError::NonexistentDate(..) => "nonexistent_date",
+            TimeError::OutOfRange(_) => "out_of_range",
+        }
+    }
+}
+
+/// `Some("YYYY-MM-DD")` when `text` starts with a date whose fields are each in their range
+/// (month 1 to 12, day 1 to 31) but which the calendar does not have.
+fn nonexistent_date(text: &str) -> Option<String> {
+    let head = text.get(..10)?;
+    let b = head.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10)) {
+        return None;
+    }
+    let year: i32 = head[..4].parse().ok()?;
+    let month: u32 = head[5..7].parse().ok()?;
+    let day: u32 = head[8..10].parse().ok()?;
+    let plausible = (1..=12).contains(&month) && (1..=31).contains(&day);
+    (plausible && NaiveDate::from_ymd_opt(year, month, day).is_none()).then(|| head.to_string())
 }
 
 /// Parses an RFC 3339 time that carries an offset (`Z` or `±hh:mm`), normalised to UTC and
@@ -22,7 +52,10 @@ pub enum TimeError {
 pub fn parse_due_time(text: &str) -> Result<DateTime<Utc>, TimeError> {
     let trimmed = text.trim();
     let parsed = DateTime::parse_from_rfc3339(trimmed)
-        .map_err(|_| TimeError::Malformed(text.to_string()))?
+        .map_err(|_| match nonexistent_date(trimmed) {
+            Some(date) => TimeError::NonexistentDate(text.to_string(), date),
+            None => TimeError::Malformed(text.to_string()),
+        })?
         .with_timezone(&Utc);
     let lower = NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
     let upper = NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
@@ -111,6 +144,20 @@ mod tests {
                 "{bad}"
             );
         }
+        for missing in ["2029-02-29T12:00:00Z", "2025-04-31T00:00:00+02:00"] {
+            let e = parse_due_time(missing);
+            assert!(
+                matches!(e, Err(TimeError::NonexistentDate(..))),
+                "{missing}: {e:?}"
+            );
+            assert!(e
+                .err()
+                .is_some_and(|e| e.to_string().contains("does not exist")));
+        }
+        assert!(
+            parse_due_time("2028-02-29T12:00:00Z").is_ok(),
+            "2028 is a leap year"
+        );
         for far in [
             "1999-12-31T23:59:59Z",
             "2100-01-01T00:00:00Z",

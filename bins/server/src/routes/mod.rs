@@ -71,6 +71,19 @@ where
 /// Checks an order id taken from a path: ids are UUIDs, so anything outside letters, digits,
 /// `-` and `_` (a path traversal, quotes, spaces) is refused before any query.
 pub fn order_id(raw: &str) -> Result<String, ApiError> {
+    checked_id(raw, "invalid_order_id", "order id")
+}
+
+/// Checks a pagination cursor (the last order id of the previous page), with its own code.
+pub fn cursor(raw: &str) -> Result<String, ApiError> {
+    checked_id(
+        raw,
+        "invalid_cursor",
+        "cursor (the next_cursor of the previous page)",
+    )
+}
+
+fn checked_id(raw: &str, code: &'static str, what: &str) -> Result<String, ApiError> {
     let ok = (1..=64).contains(&raw.len())
         && raw
             .bytes()
@@ -79,8 +92,8 @@ pub fn order_id(raw: &str) -> Result<String, ApiError> {
         Ok(raw.to_string())
     } else {
         Err(ApiError::BadRequest {
-            code: "invalid_order_id",
-            detail: "order id must be 1 to 64 letters, digits, '-' or '_'".into(),
+            code,
+            detail: format!("{what} must be 1 to 64 letters, digits, '-' or '_'"),
         })
     }
 }
@@ -94,5 +107,8 @@ pub fn due_time_param(name: &str, raw: &str) -> Result<chrono::DateTime<chrono::
         }
         _ => raw.to_string(),
     };
-    ::orders::parse_due_time(&fixed).map_err(|e| ApiError::invalid(format!("{name}: {e}")))
+    ::orders::parse_due_time(&fixed).map_err(|e| ApiError::BadRequest {
+        code: e.code(),
+        detail: format!("{name}: {e}"),
+    })
 }

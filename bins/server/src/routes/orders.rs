@@ -12,6 +12,7 @@ use ::orders::{
 };
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use storage::{Idempotency, ManualChange, OrderFilter, OrderPage, PnlTotals};
 use utoipa::{OpenApi, ToSchema};
 
@@ -42,13 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 )]
 pub struct OrdersApi;
 
-/// Body of `POST /api/v1/orders`. Unknown fields are refused, so a typo cannot pass silently.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+/// Body of `POST /api/v1/orders`. Unknown and repeated fields are refused, so a typo cannot
+/// pass silently; numbers are read from their exact JSON text (see [`BodyFields`]).
+#[derive(Debug, ToSchema)]
 pub struct CreateOrder {
     /// `BUY` or `SELL` (any case).
     pub side: Side,
-    /// MWh, at most 3 decimals; a decimal string such as `"1.5"` is accepted too.
+    /// MWh, at most 3 decimals; a decimal string such as `"1.5"` is accepted too, under the
+    /// same rules.
     #[schema(value_type = f64, exclusive_minimum = 0, maximum = 10000, multiple_of = 0.001)]
     pub qty_mwh: Quantity,
     /// $/MWh, at most 2 decimals; a decimal string is accepted too.
@@ -150,16 +152,115 @@ impl From<PnlTotals> for TotalsReply {
     }
 }
 
-impl CreateOrder {
+/// A JSON object's fields in order, each value kept as its exact JSON text (a JSON number
+/// would otherwise be rounded through a float before any rule could see its digits).
+#[derive(Debug)]
+pub struct BodyFields(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for BodyFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = BodyFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with the order's fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<BodyFields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    fields.push(entry);
+                }
+                Ok(BodyFields(fields))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+const CREATE_FIELDS: [&str; 6] = [
+    "side",
+    "qty_mwh",
+    "limit_price",
+    "hour_start_utc",
+    "location",
+    "location_type",
+];
+
+/// A 400 naming the field and the rule it broke.
+fn field_error(code: &'static str, field: &str, rule: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest {
+        code,
+        detail: format!("{field}: {rule}"),
+    }
+}
+
+/// A field that must be a JSON string (or absent / null when optional).
+fn text_field(field: &str, raw: &RawValue) -> Result<Option<String>, ApiError> {
+    match raw.get().trim() {
+        "null" => Ok(None),
+        t => serde_json::from_str::<String>(t)
+            .map(Some)
+            .map_err(|_| field_error("wrong_type", field, format!("must be a string, not {t}"))),
+    }
+}
+
+impl BodyFields {
+    /// Validates the body into an order, naming the field and the rule of the first error.
     fn validate(self) -> Result<NewOrder, ApiError> {
-        let due = due_time_param("hour_start_utc", &self.hour_start_utc)?;
-        let location = Location::parse(self.location.as_deref().unwrap_or(Location::DEFAULT))?;
+        let mut by_name: std::collections::BTreeMap<String, Box<RawValue>> = Default::default();
+        for (name, value) in self.0 {
+            if !CREATE_FIELDS.contains(&name.as_str()) {
+                return Err(field_error(
+                    "unknown_field",
+                    &name,
+                    format!("unknown field; allowed: {}", CREATE_FIELDS.join(", ")),
+                ));
+            }
+            if by_name.contains_key(&name) {
+                return Err(field_error("repeated_field", &name, "given more than once"));
+            }
+            by_name.insert(name, value);
+        }
+        let text = |name: &str| -> Result<Option<String>, ApiError> {
+            by_name
+                .get(name)
+                .map(|raw| text_field(name, raw))
+                .transpose()
+                .map(Option::flatten)
+        };
+        let required = |name: &'static str| -> Result<&RawValue, ApiError> {
+            match by_name.get(name) {
+                Some(raw) if raw.get().trim() != "null" => Ok(raw),
+                _ => Err(field_error("missing_field", name, "is required")),
+            }
+        };
+        let side = text("side")?
+            .ok_or_else(|| field_error("missing_field", "side", "is required"))?
+            .parse::<Side>()
+            .map_err(|e| field_error("invalid_side", "side", e))?;
+        let qty = Quantity::from_json_text(required("qty_mwh")?.get())
+            .map_err(|e| field_error(e.code(), "qty_mwh", e))?;
+        let price = Price::from_json_text(required("limit_price")?.get())
+            .map_err(|e| field_error(e.code(), "limit_price", e))?;
+        let due_text = text("hour_start_utc")?
+            .ok_or_else(|| field_error("missing_field", "hour_start_utc", "is required"))?;
+        let due = due_time_param("hour_start_utc", &due_text)?;
+        let location = Location::parse(text("location")?.as_deref().unwrap_or(Location::DEFAULT))?;
+        let location_type = match text("location_type")? {
+            None => LocationType::Zone,
+            Some(t) => t
+                .parse::<LocationType>()
+                .map_err(|e| field_error("invalid_location_type", "location_type", e))?,
+        };
         Ok(NewOrder::new(
-            self.side,
-            self.qty_mwh,
-            self.limit_price,
+            side,
+            qty,
+            price,
             location,
-            self.location_type.unwrap_or(LocationType::Zone),
+            location_type,
             due,
         )?)
     }
@@ -193,7 +294,7 @@ fn fingerprint(o: &NewOrder) -> String {
 pub async fn create_order(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<CreateOrder>,
+    body: web::Json<BodyFields>,
 ) -> Result<HttpResponse, ApiError> {
     let key = match req.headers().get("Idempotency-Key") {
         None => None,
@@ -279,7 +380,7 @@ pub async fn list_orders(
             .transpose()?,
     };
     let limit = p.int_in("limit", 100, 1, 1_000)?;
-    let cursor = p.get("cursor").map(order_id).transpose()?;
+    let cursor = p.get("cursor").map(super::cursor).transpose()?;
     let store = state.store.clone();
     let page = blocking(move || Ok(store.list_orders(&filter, cursor.as_deref(), limit)?)).await?;
     Ok(HttpResponse::Ok().json(OrderPageReply::from(page)))

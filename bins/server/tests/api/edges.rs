@@ -398,7 +398,181 @@ async fn moderation_items_have_the_original_keys(backend: Backend) {
     }
 }
 
+/// Posts a raw JSON text (a `Value` would already have rounded its numbers through f64).
+async fn post_raw(app: &TestApp, path: &str, body: &str) -> crate::helpers::Reply {
+    let resp = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent");
+    TestApp::reply(resp).await
+}
+
+fn order_body(qty: &str, price: &str) -> String {
+    format!(
+        r#"{{"side":"BUY","qty_mwh":{qty},"limit_price":{price},"hour_start_utc":"2031-01-01T00:00:00Z"}}"#
+    )
+}
+
+/// Issue 12 item 4: JSON numbers are read from their exact text, under the rules of strings;
+/// money is written from the scaled integers as exact decimals.
+async fn money_is_exact_at_the_json_edge(backend: Backend) {
+    let Some(app) = spawn_app(
+        backend,
+        Options {
+            autostart: false,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    for price in ["9999.999999999999999", "40.1200000000000001"] {
+        for form in [price.to_string(), format!("\"{price}\"")] {
+            let r = post_raw(&app, "/api/v1/orders", &order_body("1", &form)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{form}: {}", r.json);
+            assert_eq!(r.json["code"], "too_many_decimals", "{form}: {}", r.json);
+            assert!(r.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("limit_price")));
+        }
+    }
+    let ok = post_raw(&app, "/api/v1/orders", &order_body("1.5e0", "40.1200")).await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.json);
+    assert_eq!(ok.json["limit_price"], 40.12);
+    assert_eq!(app.row_counts().0, 1, "refused orders were not stored");
+    // A total whose nearest float prints differently: 625 orders of 109,999.79 $ of P&L
+    // each, and one of 0.02474 $.
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let big = orders::NewOrder::new(
+        orders::Side::Buy,
+        orders::Quantity::from_scaled(9_999_999),
+        orders::Price::from_scaled(-99_999),
+        orders::Location::parse("PJM-RTO").expect("location"),
+        orders::LocationType::Zone,
+        at,
+    )
+    .expect("valid");
+    let small = orders::NewOrder::new(
+        orders::Side::Buy,
+        orders::Quantity::from_scaled(1_237),
+        orders::Price::from_scaled(4_000),
+        orders::Location::parse("PJM-RTO").expect("location"),
+        orders::LocationType::Zone,
+        at,
+    )
+    .expect("valid");
+    let mut news = vec![big; 625];
+    news.push(small);
+    let ids = app.store.insert_orders(&news, "test").expect("insert");
+    for (i, id) in ids.iter().enumerate() {
+        let rt = if i < 625 { 999_999 } else { 4_002 };
+        let change = storage::ManualChange {
+            to: Some(orders::OrderStatus::Approved),
+            rt_lmp: Some(orders::Price::from_scaled(rt)),
+            ..Default::default()
+        };
+        app.store.transition(id, &change, "test").expect("approve");
+    }
+    let text = app
+        .client
+        .get(format!("{}/api/v1/positions?limit=0", app.address))
+        .send()
+        .await
+        .expect("positions")
+        .text()
+        .await
+        .expect("body");
+    let exact = "68749868125.03724";
+    assert_ne!(
+        format!("{}", 6_874_986_812_503_724f64 / 1e5),
+        exact,
+        "the float path would print this total exactly: the test would prove nothing"
+    );
+    assert!(text.contains(&format!(r#""total_pnl":{exact}"#)), "{text}");
+}
+
+/// Issue 12 item 6: each error names the field and the rule; each code names what was wrong.
+async fn errors_name_the_field_and_the_rule(backend: Backend) {
+    let Some(app) = spawn_app(
+        backend,
+        Options {
+            autostart: false,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let fake = |q: &str, due: &str| {
+        format!("/api/v1/orders/fake?side=BUY&qty_mwh={q}&limit_price=40&hour_start_utc={due}")
+    };
+    let banana = app.post(&fake("banana", "2031-01-01T00:00:00Z")).await;
+    assert_eq!(banana.json["code"], "not_a_decimal", "{}", banana.json);
+    let detail = banana.json["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.contains("qty_mwh") && !detail.contains("finite"),
+        "{detail}"
+    );
+    let leap = app.post(&fake("1", "2029-02-29T12:00:00Z")).await;
+    assert_eq!(leap.json["code"], "nonexistent_date", "{}", leap.json);
+    assert!(leap.json["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("does not exist") && d.contains("hour_start_utc")));
+    let wrong_type = post_raw(&app, "/api/v1/orders", &order_body("true", "40")).await;
+    assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong_type.json["code"], "wrong_type", "{}", wrong_type.json);
+    let detail = wrong_type.json["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.starts_with("qty_mwh") && !detail.contains("NumberOrText"),
+        "{detail}"
+    );
+    let bad_price = post_raw(&app, "/api/v1/orders", &order_body("1", r#""abc""#)).await;
+    assert_eq!(bad_price.json["code"], "not_a_decimal");
+    assert!(bad_price.json["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("limit_price")));
+    let unknown = post_raw(
+        &app,
+        "/api/v1/orders",
+        r#"{"side":"BUY","qty_mwh":1,"limit_price":40,"hour_start_utc":"2031-01-01T00:00:00Z","limit_prise":3}"#,
+    )
+    .await;
+    assert_eq!(unknown.json["code"], "unknown_field");
+    assert!(unknown.json["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("limit_prise")));
+    let missing = post_raw(&app, "/api/v1/orders", r#"{"side":"BUY","qty_mwh":1}"#).await;
+    assert_eq!(missing.json["code"], "missing_field");
+    assert!(missing.json["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("limit_price")));
+    let side = post_raw(
+        &app,
+        "/api/v1/orders",
+        r#"{"side":"HOLD","qty_mwh":1,"limit_price":40,"hour_start_utc":"2031-01-01T00:00:00Z"}"#,
+    )
+    .await;
+    assert_eq!(side.json["code"], "invalid_side");
+    let cursor = app.get("/api/v1/orders?cursor=..%2Fetc").await;
+    assert_eq!(cursor.json["code"], "invalid_cursor", "{}", cursor.json);
+    assert_eq!(app.row_counts().0, 0);
+}
+
 app_tests!(
+    money_is_exact_at_the_json_edge,
+    errors_name_the_field_and_the_rule,
     a_listing_reads_one_snapshot,
     listings_across_a_due_instant_are_consistent,
     moderation_items_have_the_original_keys,

@@ -15,6 +15,7 @@
 //! - `insert`, `read`, `due`, `manual`: the queries, by concern; `group_commit`: concurrent
 //!   creates share one transaction and one commit.
 //! - `parked`: parked orders: list, retry, discard.
+//! - `retention`: deleting old closed orders in batches, one sweeper at a time.
 //! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
 //! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
 //! - [`testing`] (feature `testing`): fresh databases for tests and test-only reads.
@@ -37,6 +38,7 @@ mod manual;
 mod models;
 mod parked;
 mod read;
+mod retention;
 pub mod schema;
 mod store;
 #[cfg(feature = "testing")]
@@ -50,6 +52,7 @@ pub use error::StorageError;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};
+pub use retention::{Pruned, RetentionLock};
 pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
 pub use store::{PooledConnection, Store};
 pub use watch::DueWatch;

@@ -226,3 +226,23 @@ impl Pg {
             .collect())
     }
 }
+
+/// Arbitrary, fixed key of the advisory lock that lets one instance at a time prune closed
+/// orders (retention).
+pub(crate) const RETENTION_LOCK_KEY: i64 = 0x7265_7461_696e; // "retain"
+
+impl Pg {
+    /// Opens a connection of its own and takes the retention lock on it without waiting:
+    /// `Some(connection)` holds the lock until it is dropped (the session's end releases it,
+    /// whatever happens to the sweep), `None` means another instance holds it.
+    pub(crate) fn try_retention_lock(url: &str) -> Result<Option<PgConnection>, StorageError> {
+        let mut conn =
+            PgConnection::establish(url).map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Self::configure(&mut conn)?;
+        let got = diesel::select(diesel::dsl::sql::<Bool>(&format!(
+            "pg_try_advisory_lock({RETENTION_LOCK_KEY})"
+        )))
+        .get_result::<bool>(&mut conn)?;
+        Ok(got.then_some(conn))
+    }
+}

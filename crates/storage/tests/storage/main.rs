@@ -6,6 +6,7 @@ mod claim;
 mod due;
 mod lifecycle;
 mod parked;
+mod retention;
 
 use chrono::Utc;
 use orders::{format_ms, Decision, NewOrder, NewOrderFields, Price};

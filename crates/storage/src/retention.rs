@@ -1,0 +1,122 @@
+//! Retention: deleting closed orders (any status but `PENDING`) older than a cut-off, with
+//! their history, in small batches so that no transaction holds the database for long.
+//!
+//! Closed means decided: an order's age is its decision time (`approved_at`, set on approval
+//! and rejection) or, when it has none (a cancellation), its creation time. Every statement
+//! filters `status <> 'PENDING'`, so a sweep never locks or waits on a row the scheduler may
+//! claim. One sweeper runs at a time: on Postgres the caller holds a session advisory lock
+//! ([`Store::try_retention_lock`]) on a connection of its own, released when that connection
+//! closes; on SQLite, where one process owns the file, a process-wide flag.
+
+use crate::error::StorageError;
+use crate::schema::{order_events, orders};
+use crate::store::{naive, Store};
+use ::orders::OrderStatus;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What one batch (or a whole sweep) deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Orders deleted.
+    pub orders: usize,
+    /// History rows deleted with them.
+    pub events: usize,
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, o: Self) {
+        self.orders += o.orders;
+        self.events += o.events;
+    }
+}
+
+/// Proof that this caller is the only sweeper; dropping it lets another one run.
+pub struct RetentionLock {
+    // Postgres: the session holding `pg_try_advisory_lock`; closing it releases the lock.
+    _pg: Option<diesel::pg::PgConnection>,
+    local: bool,
+}
+
+impl std::fmt::Debug for RetentionLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetentionLock")
+            .field("postgres", &self._pg.is_some())
+            .finish()
+    }
+}
+
+/// The SQLite sweeper's flag (one process owns an SQLite file).
+static LOCAL_SWEEPER: AtomicBool = AtomicBool::new(false);
+
+impl Drop for RetentionLock {
+    fn drop(&mut self) {
+        if self.local {
+            LOCAL_SWEEPER.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Store {
+    /// Takes the right to sweep without waiting: `None` when another sweeper (another
+    /// instance, on Postgres) holds it.
+    pub fn try_retention_lock(&self) -> Result<Option<RetentionLock>, StorageError> {
+        match self.url() {
+            crate::DatabaseUrl::Postgres(url) => Ok(crate::backend::pg::Pg::try_retention_lock(
+                url,
+            )?
+            .map(|c| RetentionLock {
+                _pg: Some(c),
+                local: false,
+            })),
+            crate::DatabaseUrl::Sqlite(_) => Ok(LOCAL_SWEEPER
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                .then_some(RetentionLock {
+                    _pg: None,
+                    local: true,
+                })),
+        }
+    }
+
+    /// Deletes at most `limit` closed orders decided (or, undecided, created) before `before`,
+    /// and their history, in one short transaction. Call it repeatedly until it deletes fewer
+    /// than `limit`; the lock proves the caller is the only sweeper.
+    pub fn prune_closed_batch(
+        &self,
+        _lock: &RetentionLock,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Pruned, StorageError> {
+        let before = naive(before);
+        let pending = OrderStatus::Pending.as_str();
+        self.write(|c| {
+            let ids: Vec<String> = orders::table
+                .filter(orders::status.ne(pending))
+                .filter(
+                    orders::approved_at.lt(before).or(orders::approved_at
+                        .is_null()
+                        .and(orders::created_at.lt(before))),
+                )
+                .select(orders::id)
+                .limit(limit)
+                .load(c)?;
+            if ids.is_empty() {
+                return Ok(Pruned::default());
+            }
+            let events =
+                diesel::delete(order_events::table.filter(order_events::order_id.eq_any(&ids)))
+                    .execute(c)?;
+            // Conditional again: an order cannot become pending, but the rule costs nothing.
+            let orders = diesel::delete(
+                orders::table
+                    .filter(orders::id.eq_any(&ids))
+                    .filter(orders::status.ne(pending)),
+            )
+            .execute(c)?;
+            Ok(Pruned { orders, events })
+        })
+    }
+}

@@ -2,11 +2,23 @@
 //! `order_events` (so changes made by *any* instance on a shared database are seen) and fans
 //! them out to subscribers over a bounded broadcast channel.
 //!
-//! Event ids come from a sequence, but on Postgres concurrent transactions can commit out of id
-//! order: a poller that simply remembered the highest id seen could skip an id that commits a
-//! moment later. The poller therefore delivers strictly in id order: it holds back events above
-//! a gap until the gap fills, or, after [`GAP_TIMEOUT`], treats it as a rolled-back id. So the
-//! SSE `id:` is a true watermark, and a client reconnecting with `Last-Event-ID` misses nothing.
+//! Event ids come from a sequence, but on Postgres concurrent transactions commit out of id
+//! order: id 805 may commit seconds after 806 (a long transaction), or never (a rollback). The
+//! poller never gives up on such a gap while it could still fill. It publishes every new event
+//! at once, remembers the ids it saw missing, re-reads them at every poll and publishes them
+//! (marked late) when they commit. A gap is dropped only when it provably cannot fill:
+//! - on Postgres, once every transaction that was running when the gap was seen has ended
+//!   (the current snapshot's `xmin` has passed the `xmax` recorded then) and one more read
+//!   still misses it; our own transactions write their order row before their event row, so
+//!   they hold a transaction id before they draw an event id, and the horizon covers them;
+//! - on SQLite at once, after one more read: its single writer commits ids in order, so an id
+//!   below a committed one is a rollback;
+//! - in any case after [`MAX_GAP_AGE`], with a warning, so memory stays bounded.
+//!
+//! The hub's watermark is the highest id at or below which every id is resolved (published
+//! or dropped). Each frame's SSE `id:` is at most that watermark, so a client reconnecting
+//! with `Last-Event-ID` replays everything it could have missed, late events included; it may
+//! see an event twice (the `id` inside the data tells them apart), never lose one.
 //!
 //! A slow subscriber cannot slow the scheduler or grow memory: the channel is bounded, and a
 //! subscriber that falls behind is disconnected and replays what it missed from the database
@@ -14,6 +26,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -21,8 +34,10 @@ use std::time::{Duration, Instant};
 use storage::{EventWithDue, Store};
 use tokio::sync::broadcast;
 
-/// How long a gap in event ids may hold back later events before it is skipped.
-pub const GAP_TIMEOUT: Duration = Duration::from_secs(2);
+/// A gap still open after this long is dropped (with a warning), whatever the horizon says.
+pub const MAX_GAP_AGE: Duration = Duration::from_secs(600);
+/// Most missing ids tracked at once; beyond it the oldest are dropped (with a warning).
+const MAX_GAPS: usize = 100_000;
 /// How often the poller looks for new events when nobody pokes it.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Events buffered per subscriber before it counts as too slow.
@@ -44,11 +59,23 @@ pub struct SchedulerState {
     pub error: Option<String>,
 }
 
+/// A row of `order_events` as published.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The event and its order's due time.
+    pub row: EventWithDue,
+    /// The hub's watermark once this event was published: the SSE `id:` of its frame (every
+    /// id at or below it was published or dropped before).
+    pub cursor: i64,
+    /// True when the event filled a gap (its transaction committed after later ids).
+    pub late: bool,
+}
+
 /// One item of the stream.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
     /// A row of `order_events` (from any instance).
-    Order(EventWithDue),
+    Order(Published),
     /// A scheduler state change (this instance).
     Scheduler(SchedulerState),
 }
@@ -56,8 +83,10 @@ pub enum StreamItem {
 /// The hub: subscribe to get live items; the poller thread publishes.
 pub struct EventHub {
     tx: broadcast::Sender<Arc<StreamItem>>,
-    /// Every event with an id at or below this has been published.
+    /// Every event with an id at or below this has been published or dropped.
     watermark: Arc<AtomicI64>,
+    /// Highest event id published.
+    high: Arc<AtomicI64>,
     poke: mpsc::Sender<()>,
 }
 
@@ -67,12 +96,16 @@ impl EventHub {
         let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
         let start = store.last_event_id().unwrap_or(0);
         let watermark = Arc::new(AtomicI64::new(start));
+        let high = Arc::new(AtomicI64::new(start));
         let (poke, woken) = mpsc::channel();
         let poller = Poller {
             store,
             tx: tx.clone(),
             watermark: Arc::clone(&watermark),
-            gap_since: None,
+            high: Arc::clone(&high),
+            gaps: Gaps::default(),
+            mark: start,
+            top: start,
         };
         std::thread::Builder::new()
             .name("event-poller".into())
@@ -80,6 +113,7 @@ impl EventHub {
         Ok(Self {
             tx,
             watermark,
+            high,
             poke,
         })
     }
@@ -89,9 +123,14 @@ impl EventHub {
         self.tx.subscribe()
     }
 
-    /// Every event id at or below this has been published.
+    /// Every event id at or below this has been published or dropped as rolled back.
     pub fn watermark(&self) -> i64 {
         self.watermark.load(Ordering::Acquire)
+    }
+
+    /// The highest event id published so far (ids between the watermark and it may be late).
+    pub fn high(&self) -> i64 {
+        self.high.load(Ordering::Acquire)
     }
 
     /// Asks the poller to look now (after a local write), instead of at its next tick.
@@ -110,11 +149,35 @@ impl EventHub {
     }
 }
 
+/// One missing id: when it was first seen, and the transaction horizon (`xmax`) then.
+#[derive(Debug, Clone, Copy)]
+struct Gap {
+    seen: Instant,
+    horizon: Option<i64>,
+}
+
+/// The ids between the watermark and the highest published id that are not published yet.
+#[derive(Debug, Default)]
+struct Gaps {
+    open: BTreeMap<i64, Gap>,
+}
+
+impl Gaps {
+    fn ids(&self) -> Vec<i64> {
+        self.open.keys().copied().collect()
+    }
+}
+
 struct Poller {
     store: Store,
     tx: broadcast::Sender<Arc<StreamItem>>,
     watermark: Arc<AtomicI64>,
-    gap_since: Option<Instant>,
+    high: Arc<AtomicI64>,
+    gaps: Gaps,
+    /// Every id at or below this is resolved.
+    mark: i64,
+    /// Highest id published.
+    top: i64,
 }
 
 impl Poller {
@@ -126,40 +189,123 @@ impl Poller {
                 // The hub was dropped: the server is shutting down.
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            // Nobody listening: keep up with the history without reading it.
-            if self.tx.receiver_count() == 0 {
-                if let Ok(last) = self.store.last_event_id() {
-                    self.watermark.store(last, Ordering::Release);
-                    self.gap_since = None;
+            // The same work with or without subscribers: jumping ahead while nobody listens
+            // would lose the ids a late transaction fills, for the replay of a later client.
+            loop {
+                match self.poll_once() {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        log::debug!("event poll failed (retried): {e}");
+                        break;
+                    }
                 }
-                continue;
             }
-            while let Ok(true) = self.poll_once() {}
         }
     }
 
-    /// Publishes the next contiguous run of events; true if a full page was read.
+    /// Publishes new events, then late ones, then resolves gaps; true if a full page of new
+    /// events was read (more may be waiting).
     fn poll_once(&mut self) -> Result<bool, storage::StorageError> {
-        let mut mark = self.watermark.load(Ordering::Acquire);
-        let rows = self.store.events_after(mark, PAGE)?;
+        // The horizon is read before the gaps are re-read, so a gap found missing afterwards
+        // was missing after every transaction older than the horizon had ended.
+        // (Only while a gap is open: an idle poll stays one indexed query.)
+        let horizon = if self.gaps.open.is_empty() {
+            None
+        } else {
+            self.store.transaction_horizon()?
+        };
+        if !self.gaps.open.is_empty() {
+            let late = self.store.events_with_ids(&self.gaps.ids())?;
+            for row in late {
+                self.gaps.open.remove(&row.event.id);
+                self.publish(row, true);
+            }
+        }
+        self.resolve_gaps(horizon);
+        let rows = self.store.events_after(self.top, PAGE)?;
         let full = rows.len() as i64 == PAGE;
+        let now = Instant::now();
         for row in rows {
-            if row.event.id != mark + 1 {
-                let since = *self.gap_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < GAP_TIMEOUT {
-                    break; // wait for the missing id's transaction to commit
-                }
-                log::debug!(
-                    "event ids {}..{} never committed; skipping",
-                    mark + 1,
-                    row.event.id - 1
+            // Ids skipped between the last published one and this one: not committed yet, or
+            // never. Their horizon is read at the next poll, when any transaction that drew one
+            // has long held its transaction id.
+            for missing in self.top + 1..row.event.id {
+                self.gaps.open.insert(
+                    missing,
+                    Gap {
+                        seen: now,
+                        horizon: None,
+                    },
                 );
             }
-            self.gap_since = None;
-            mark = row.event.id;
-            let _ = self.tx.send(Arc::new(StreamItem::Order(row)));
+            self.top = row.event.id;
+            self.publish(row, false);
+        }
+        self.trim_gaps();
+        self.advance();
+        Ok(full)
+    }
+
+    fn publish(&mut self, row: EventWithDue, late: bool) {
+        if !late {
+            self.high.store(self.top, Ordering::Release);
+        }
+        self.advance();
+        let cursor = self.mark.min(row.event.id);
+        let _ = self
+            .tx
+            .send(Arc::new(StreamItem::Order(Published { row, cursor, late })));
+    }
+
+    /// Drops the gaps that can no longer fill, and records the horizon of new ones.
+    fn resolve_gaps(&mut self, horizon: Option<(i64, i64)>) {
+        let sqlite = horizon.is_none() && !self.store.is_postgres();
+        self.gaps.open.retain(|id, gap| {
+            let rolled_back = match (horizon, gap.horizon) {
+                _ if sqlite => true,
+                (Some((xmin, _)), Some(seen_at)) => xmin >= seen_at,
+                _ => false,
+            };
+            if let (Some((_, xmax)), None) = (horizon, gap.horizon) {
+                gap.horizon = Some(xmax);
+            }
+            let expired = gap.seen.elapsed() >= MAX_GAP_AGE;
+            if expired && !rolled_back {
+                log::warn!(
+                    "event id {id} still missing after {}s; no longer waiting for it",
+                    MAX_GAP_AGE.as_secs()
+                );
+            } else if rolled_back {
+                log::debug!("event id {id} was never committed; skipping it");
+            }
+            !(rolled_back || expired)
+        });
+    }
+
+    fn trim_gaps(&mut self) {
+        while self.gaps.open.len() > MAX_GAPS {
+            if let Some((id, _)) = self.gaps.open.pop_first() {
+                log::warn!("too many missing event ids; no longer waiting for {id}");
+            }
+        }
+    }
+
+    /// Moves the watermark up to just below the oldest open gap.
+    fn advance(&mut self) {
+        let mark = match self.gaps.open.keys().next() {
+            Some(first) => (*first - 1).min(self.top),
+            None => self.top,
+        };
+        if mark > self.mark {
+            self.mark = mark;
             self.watermark.store(mark, Ordering::Release);
         }
-        Ok(full && self.gap_since.is_none())
     }
+}
+
+/// The ids published live that a replay up to `high` already covered: skipped on the live
+/// stream unless they arrived late (committed after the replay read them missing).
+pub fn covered_by_replay(item: &Published, replayed_until: i64) -> bool {
+    !item.late && item.row.event.id <= replayed_until
 }

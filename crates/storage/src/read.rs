@@ -106,6 +106,48 @@ impl Store {
             .collect()
     }
 
+    /// The events among `ids` that are committed now, oldest first, with their orders' due
+    /// times (the event stream re-reads ids it saw missing, which a late commit may fill).
+    pub fn events_with_ids(&self, ids: &[i64]) -> Result<Vec<EventWithDue>, StorageError> {
+        let mut out = Vec::new();
+        let mut conn = self.checkout()?;
+        for chunk in ids.chunks(500) {
+            let rows = order_events::table
+                .inner_join(orders::table)
+                .filter(order_events::id.eq_any(chunk))
+                .order(order_events::id.asc())
+                .select((order_events::all_columns, orders::hour_start_utc))
+                .load::<(EventRow, NaiveDateTime)>(&mut *conn)?;
+            for (e, due) in rows {
+                out.push(EventWithDue {
+                    event: e.decode()?,
+                    hour_start_utc: due.and_utc(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Postgres's transaction horizon: `(xmin, xmax)` of a snapshot taken now. Every
+    /// transaction with an id below `xmin` has ended; every one that starts writing later gets
+    /// an id at or above `xmax`. `None` on SQLite, whose single writer commits event ids in
+    /// order, so a gap there is always a rollback.
+    pub fn transaction_horizon(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        if !self.is_postgres() {
+            return Ok(None);
+        }
+        let (xmin, xmax) = diesel::select((
+            sql::<diesel::sql_types::Text>("CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT)"),
+            sql::<diesel::sql_types::Text>("CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT)"),
+        ))
+        .get_result::<(String, String)>(&mut *self.checkout()?)?;
+        let parse = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|e| StorageError::Unavailable(format!("transaction id '{v}': {e}")))
+        };
+        Ok(Some((parse(&xmin)?, parse(&xmax)?)))
+    }
+
     /// Highest event id so far (0 when there is none).
     pub fn last_event_id(&self) -> Result<i64, StorageError> {
         let max: Option<i64> = order_events::table

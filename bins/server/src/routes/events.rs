@@ -1,12 +1,14 @@
 //! `GET /api/v1/events`: server-sent events of order status changes and scheduler state.
 //!
 //! A client reconnecting with `Last-Event-ID` (or `?last_event_id=`) first gets the events it
-//! missed, replayed from the database, then the live stream. Comments every 15 s keep idle
-//! connections open through proxies.
+//! missed, replayed from the database, then the live stream. A frame's `id:` is the hub's
+//! watermark (see `crate::events`), never above an id that might still commit late, so a
+//! reconnect replays late events too; delivery is at least once. Comments every 15 s keep
+//! idle connections open through proxies.
 
 use super::resource;
 use crate::error::{ApiError, ErrorBody};
-use crate::events::StreamItem;
+use crate::events::{covered_by_replay, StreamItem};
 use crate::state::AppState;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -40,16 +42,19 @@ struct Client {
     state: web::Data<AppState>,
     rx: Receiver<Arc<StreamItem>>,
     phase: Phase,
-    /// Events up to this id were replayed; live copies of them are skipped.
+    /// Events up to this id were replayed; live copies of them are skipped unless late.
     replayed_until: i64,
+}
+
+/// One `event: order` frame; `cursor` is its SSE `id:`.
+fn order_frame(row: &storage::EventWithDue, cursor: i64) -> String {
+    let data = serde_json::to_string(row).unwrap_or_default();
+    format!("id: {cursor}\nevent: order\ndata: {data}\n\n")
 }
 
 fn frame(item: &StreamItem) -> String {
     match item {
-        StreamItem::Order(e) => {
-            let data = serde_json::to_string(e).unwrap_or_default();
-            format!("id: {}\nevent: order\ndata: {data}\n\n", e.event.id)
-        }
+        StreamItem::Order(p) => order_frame(&p.row, p.cursor),
         StreamItem::Scheduler(s) => {
             let data = serde_json::to_string(s).unwrap_or_default();
             format!("event: scheduler\ndata: {data}\n\n")
@@ -83,21 +88,18 @@ pub async fn events(
                 .map_err(|_| ApiError::invalid("Last-Event-ID must be an integer"))
         })
         .transpose()?;
-    // Subscribe before reading the watermark, so nothing published in between is lost.
+    // Subscribe before reading the hub's position, so nothing published in between is lost.
     let rx = state.events.subscribe();
-    let watermark = state.events.watermark();
+    let high = state.events.high();
     let phase = match last {
-        Some(after) if after < watermark => Phase::Replay {
-            after,
-            until: watermark,
-        },
+        Some(after) if after < high => Phase::Replay { after, until: high },
         _ => Phase::Hello,
     };
     let client = Client {
         state,
         rx,
         phase,
-        replayed_until: watermark,
+        replayed_until: high,
     };
     let body = stream::unfold(client, |mut c| async move {
         let chunk = next_chunk(&mut c).await?;
@@ -134,9 +136,13 @@ async fn next_chunk(c: &mut Client) -> Option<String> {
                     continue;
                 };
                 c.phase = Phase::Replay { after: last, until };
+                // Rows above the watermark may sit above an id that commits late: their frames
+                // carry the watermark, so a reconnect replays from below that id.
+                let watermark = c.state.events.watermark();
                 let mut out = String::new();
                 for row in rows {
-                    out.push_str(&frame(&StreamItem::Order(row)));
+                    let cursor = row.event.id.min(watermark);
+                    out.push_str(&order_frame(&row, cursor));
                 }
                 return Some(out);
             }
@@ -145,7 +151,7 @@ async fn next_chunk(c: &mut Client) -> Option<String> {
                 return match received {
                     Err(_) => Some(": keep-alive\n\n".into()),
                     Ok(Ok(item)) => match &*item {
-                        StreamItem::Order(e) if e.event.id <= c.replayed_until => continue,
+                        StreamItem::Order(p) if covered_by_replay(p, c.replayed_until) => continue,
                         other => Some(frame(other)),
                     },
                     Ok(Err(RecvError::Lagged(n))) => {

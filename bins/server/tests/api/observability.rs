@@ -191,8 +191,15 @@ async fn metrics_count_what_was_moderated(backend: Backend) {
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
             .sum()
     };
-    assert_eq!(value("order_scheduler_orders_moderated_total{"), 7.0, "{text}");
-    assert_eq!(value("order_scheduler_moderation_lateness_seconds_count"), 7.0);
+    assert_eq!(
+        value("order_scheduler_orders_moderated_total{"),
+        7.0,
+        "{text}"
+    );
+    assert_eq!(
+        value("order_scheduler_moderation_lateness_seconds_count"),
+        7.0
+    );
     assert_eq!(value("order_scheduler_orders_due_now"), 0.0);
     assert_eq!(value("order_scheduler_running"), 0.0);
     assert!(
@@ -329,4 +336,61 @@ async fn openapi_document_is_valid_and_every_route_answers() {
         );
         assert!(!status.is_server_error(), "{method} {path}: {status}");
     }
+}
+
+/// Issue 12 item 8: an event whose transaction commits after a later event (and after the
+/// 2 s the poller used to wait) still reaches live clients, and a client reconnecting with the
+/// `Last-Event-ID` of the later event replays it. Postgres only: SQLite commits ids in order.
+#[actix_web::test]
+async fn a_late_committing_event_is_never_skipped() {
+    use diesel::RunQueryDsl;
+    let Some(app) = spawn_app(Backend::Postgres, Options::default()).await else {
+        return;
+    };
+    let first = app.create_fake("BUY", "1", "40", 3_600_000).await;
+    let first_id = first["id"].as_str().expect("id").to_string();
+    let mut live = Sse::connect(&app, None).await;
+    let mut late_writer = app.store.conn().expect("a connection");
+    diesel::sql_query("BEGIN")
+        .execute(&mut *late_writer)
+        .expect("begin");
+    diesel::sql_query(format!(
+        "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
+         VALUES ('{first_id}', NULL, 'PENDING', CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP), \
+         'late-writer', '{{}}')"
+    ))
+    .execute(&mut *late_writer)
+    .expect("insert in the open transaction");
+    // A later id commits while the first is still open.
+    let second = app.create_fake("SELL", "1", "40", 3_600_000).await;
+    let second_id = second["id"].as_str().expect("id").to_string();
+    let later = live
+        .find(Duration::from_secs(5), |e| {
+            e.data["order_id"] == second_id.as_str()
+        })
+        .await
+        .expect("the later event is live at once");
+    let later_cursor = later.id.expect("frames carry ids");
+    assert!(
+        later_cursor < later.data["id"].as_i64().unwrap_or(0),
+        "the frame's id must stay below the open id, or a reconnect could not replay it"
+    );
+    // Longer than the 2 s after which the poller used to give up on a gap.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    diesel::sql_query("COMMIT")
+        .execute(&mut *late_writer)
+        .expect("commit");
+    drop(late_writer);
+    let is_late = |e: &Event| e.kind == "order" && e.data["actor"] == "late-writer";
+    let late = live.find(Duration::from_secs(5), is_late).await;
+    assert!(
+        late.is_some(),
+        "the late event never reached the live client"
+    );
+    let mut again = Sse::connect(&app, Some(later_cursor)).await;
+    let replayed = again.find(Duration::from_secs(5), is_late).await;
+    assert!(
+        replayed.is_some(),
+        "the late event is missing from the replay"
+    );
 }

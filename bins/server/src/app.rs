@@ -29,6 +29,8 @@ pub struct Application {
     sigint: Signal,
     scheduler: Arc<Scheduler>,
     store: Store,
+    // Dropped with the application: stops the retention sweeper and joins its thread.
+    _retention: Option<crate::retention::Sweeper>,
 }
 
 impl Application {
@@ -88,6 +90,16 @@ impl Application {
             .moderation_seed(args.policy.moderation_seed)
             .autostart(!args.no_autostart);
         let scheduler = Arc::new(builder.spawn()?);
+        let retention = args
+            .retain_closed_days
+            .map(|days| {
+                let cfg = crate::retention::RetentionConfig::days(
+                    days,
+                    Duration::from_secs(args.retention_interval_secs),
+                );
+                crate::retention::start(store.clone(), cfg)
+            })
+            .transpose()?;
         let listener = TcpListener::bind(&addrs[..])
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let port = listener.local_addr()?.port();
@@ -152,6 +164,7 @@ impl Application {
             sigint,
             scheduler,
             store,
+            _retention: retention,
         })
     }
 

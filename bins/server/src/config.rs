@@ -256,6 +256,15 @@ pub struct ServeArgs {
     /// Never logged.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Delete closed orders (and their history) decided more than this many days ago, in
+    /// small batches, one instance at a time. Off when unset.
+    #[arg(long, env = "RETAIN_CLOSED_DAYS",
+        value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retain_closed_days: Option<u32>,
+    /// Seconds between retention sweeps (the first runs soon after start).
+    #[arg(long, env = "RETENTION_INTERVAL_SECS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_interval_secs: u64,
     /// Log lines as human-readable text (default) or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
     pub log_format: crate::logging::LogFormat,

@@ -14,6 +14,7 @@
 //! - `metrics`: Prometheus metrics; `observer`: feeds them and the event hub from the
 //!   scheduler.
 //! - `query`: strict query-string parsing.
+//! - `retention`: the sweeper deleting old closed orders (`--retain-closed-days`).
 //! - `state`: shared state and the admin-token check.
 
 pub mod app;
@@ -28,5 +29,6 @@ pub mod middleware;
 pub mod observer;
 pub mod openapi;
 pub mod query;
+pub mod retention;
 pub mod routes;
 pub mod state;

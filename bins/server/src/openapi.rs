@@ -52,6 +52,7 @@ impl Modify for AdminToken {
         (path = "/api/v1", api = EventsApi),
         (path = "/api/v1", api = crate::routes::market::MarketApi),
         (path = "/api/v1", api = crate::routes::parked::ParkedApi),
+        (path = "/api/v1", api = crate::routes::retention::RetentionApi),
     ),
     modifiers(&AdminToken)
 )]

@@ -618,3 +618,92 @@ fn cli_controls_the_scheduler_and_lists_migrations() {
     let (ok, _, err) = run_raw(&["scheduler", "status", "--server-url", "http://127.0.0.1:1"]);
     assert!(!ok && err.contains("cannot reach"), "{err}");
 }
+
+/// Issue 16, item 3, on both backends against the real binary: with `--retain-closed-days`,
+/// old closed orders and their history go soon after start, pending and recent ones stay, and
+/// `GET /api/v1/retention` shows the count.
+fn retention_deletes_old_closed_orders(backend: storage::testing::Backend) {
+    use diesel::prelude::*;
+    use storage::schema::orders as t;
+    let Some(db) = storage::testing::TestDb::new(backend) else {
+        return;
+    };
+    let store = db.store();
+    let new = orders::NewOrder::from_fields(&orders::NewOrderFields {
+        side: Some("SELL"),
+        qty_mwh: Some("1"),
+        limit_price: Some("40"),
+        hour_start_utc: Some(&orders::format_ms(
+            &(chrono::Utc::now() + chrono::Duration::hours(2)),
+        )),
+        location: None,
+        location_type: None,
+    })
+    .expect("valid");
+    let ids: Vec<String> = (0..5)
+        .map(|_| {
+            store
+                .insert_order(&new, None, "test")
+                .expect("insert")
+                .order
+                .id
+        })
+        .collect();
+    let reject = storage::ManualChange {
+        to: Some(orders::OrderStatus::Rejected),
+        ..Default::default()
+    };
+    for id in &ids[..4] {
+        store.transition(id, &reject, "test").expect("reject");
+    }
+    let old = (chrono::Utc::now() - chrono::Duration::days(40)).naive_utc();
+    // Three old closed orders; ids[3] closed recently; ids[4] pending (and old).
+    diesel::update(t::table.filter(t::id.eq_any(&ids[..3])))
+        .set(t::approved_at.eq(Some(old)))
+        .execute(&mut *store.conn().expect("conn"))
+        .expect("age");
+    diesel::update(t::table.filter(t::id.eq(&ids[4])))
+        .set(t::created_at.eq(old))
+        .execute(&mut *store.conn().expect("conn"))
+        .expect("age");
+
+    let (_guard, base) = serve_on(&db.url, &["--retain-closed-days", "30"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = get_json(&format!("{base}/api/v1/retention"));
+        if s["sweeps"].as_u64().unwrap_or(0) >= 1 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no sweep: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["enabled"], true, "{status}");
+    assert_eq!(status["retain_closed_days"], 30, "{status}");
+    assert_eq!(status["deleted_orders"], 3, "{status}");
+    assert_eq!(status["deleted_events"], 6, "{status}");
+    for id in &ids[..3] {
+        assert!(store.get_order(id).is_err(), "{id} should be gone");
+    }
+    assert!(store.get_order(&ids[3]).is_ok(), "recently closed kept");
+    assert!(store.get_order(&ids[4]).is_ok(), "pending kept");
+}
+
+#[test]
+fn retention_deletes_old_closed_orders_sqlite() {
+    retention_deletes_old_closed_orders(storage::testing::Backend::Sqlite);
+}
+
+#[test]
+fn retention_deletes_old_closed_orders_postgres() {
+    retention_deletes_old_closed_orders(storage::testing::Backend::Postgres);
+}
+
+#[test]
+fn retention_is_off_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("off.db");
+    let (_guard, base) = serve_on(db.to_str().expect("utf-8"), &[]);
+    let s = get_json(&format!("{base}/api/v1/retention"));
+    assert_eq!(s["enabled"], false, "{s}");
+    assert_eq!(s["deleted_orders"], 0, "{s}");
+}

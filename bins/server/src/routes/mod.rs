@@ -1,7 +1,7 @@
 //! HTTP routes. Each module registers its own routes (`configure`) and documents them (an
 //! OpenAPI fragment that the `openapi` module merges): `legacy` keeps the original system's
 //! routes and shapes; `orders` is the JSON order API; `scheduler_api` shows and controls the
-//! scheduler; `parked` lists, retries and discards parked orders; `health` answers probes;
+//! scheduler; `parked` lists, retries and discards parked orders; `retention` reports deletions; `health` answers probes;
 //! `events` streams changes; `metrics_endpoint` serves Prometheus; `dashboard` serves the page.
 
 pub mod dashboard;
@@ -12,6 +12,7 @@ pub mod market;
 pub mod metrics_endpoint;
 pub mod orders;
 pub mod parked;
+pub mod retention;
 pub mod scheduler_api;
 
 use crate::error::ApiError;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(health::configure)
             .configure(orders::configure)
             .configure(parked::configure)
+            .configure(retention::configure)
             .configure(events::configure)
             .configure(market::configure),
     )

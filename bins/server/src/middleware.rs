@@ -165,7 +165,7 @@ impl SiteGuard {
             None => true,
             Some(o) => {
                 let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
-                is_loopback_origin(&o) || self.origins.iter().any(|a| *a == o)
+                is_loopback_origin(&o) || self.origins.contains(&o)
             }
         };
         if !origin_ok {

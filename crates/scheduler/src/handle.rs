@@ -271,6 +271,25 @@ impl Scheduler {
         &self.shared.moderator
     }
 
+    /// The moderator for a manual moderation of one due time ([`crate::moderate_due_time_with`]):
+    /// the configured one, or, when `random` is given (the original route's query parameters,
+    /// which override the random policy), the original's random policy with those parameters
+    /// over the configured prices; when those are the simulated model, over the model with
+    /// the given base and variance.
+    pub fn manual_moderator(&self, random: Option<&Policy>) -> Moderator {
+        let configured = &self.shared.moderator;
+        match random {
+            None => configured.clone(),
+            Some(policy) if configured.prices().name() == orders::RT_SOURCE => {
+                original_moderator(policy, self.shared.seed)
+            }
+            Some(policy) => Moderator::from_shared(
+                Arc::new(policy.random_policy()),
+                Arc::clone(configured.prices()),
+            ),
+        }
+    }
+
     /// The store the scheduler was built with (the worker itself uses a pool of its own on
     /// the same database).
     pub fn store(&self) -> &Store {

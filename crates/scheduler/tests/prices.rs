@@ -144,7 +144,60 @@ fn status_names_policy_and_source(db: &TestDb) {
     assert_eq!(status.price_source, orders::RT_SOURCE);
 }
 
+fn manual_moderation_overrides_only_the_random_policy(db: &TestDb) {
+    let scheduler = Scheduler::builder(db.store())
+        .moderator(clearing_over_file())
+        .autostart(false)
+        .watch_inserts(None)
+        .spawn()
+        .expect("spawn");
+    assert_eq!(
+        scheduler.manual_moderator(None).describe(),
+        "clearing(rejection_rate=0) over FILE:lmps.csv"
+    );
+    let always = moderator::Policy::new(1.0, 40.0, 0.0).expect("valid");
+    let overridden = scheduler.manual_moderator(Some(&always));
+    assert_eq!(
+        overridden.describe(),
+        "random(approval_probability=1) over FILE:lmps.csv",
+        "the file still prices"
+    );
+    let store = db.store();
+    let due = hour();
+    let sell = store
+        .insert_order(&new_order("SELL", "45", "A", due), None, "api")
+        .expect("insert")
+        .order;
+    scheduler::moderate_due_time_with(&store, &overridden, Some(1), due, "test", 10)
+        .expect("moderate");
+    let sell = store.get_order(&sell.id).expect("read");
+    assert_eq!(
+        sell.status,
+        OrderStatus::Approved,
+        "random approves what clearing would not"
+    );
+    assert_eq!(sell.approval_rt_lmp, Some(Price::from_scaled(4123)));
+    drop(scheduler);
+
+    let simulated = Scheduler::builder(db.store())
+        .autostart(false)
+        .watch_inserts(None)
+        .spawn()
+        .expect("spawn");
+    let cheap = moderator::Policy::new(0.5, 12.0, 0.0).expect("valid");
+    let order = moderator::example_order();
+    let outcome = simulated
+        .manual_moderator(Some(&cheap))
+        .decide(&order, &mut moderator::order_rng(3, &order.id));
+    assert_eq!(
+        outcome,
+        moderator::decide_outcome(&cheap, &order, &mut moderator::order_rng(3, &order.id)),
+        "over the simulated source, the parameters set the model too"
+    );
+}
+
 storage::backend_tests!(
+    manual_moderation_overrides_only_the_random_policy,
     approvals_record_the_file_and_the_hour,
     the_original_policy_keeps_the_original_record,
     status_names_policy_and_source,

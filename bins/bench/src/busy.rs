@@ -46,13 +46,15 @@ pub struct BusyRun {
     pub max_ms: i64,
     /// Created orders whose creation answered after their due time (counted as late too).
     pub created_after_due: usize,
-    /// Lateness of the orders whose creation was answered before their due time only: what
-    /// the scheduler alone is responsible for. Median, ms (0 when there are none).
-    pub in_time_p50_ms: i64,
+    /// Orders whose creation was answered before their due time.
+    pub in_time_orders: usize,
+    /// Lateness of those orders only: what the scheduler alone is responsible for. Median, ms
+    /// (none when no order was created in time).
+    pub in_time_p50_ms: Option<i64>,
     /// Their 99th percentile, ms.
-    pub in_time_p99_ms: i64,
+    pub in_time_p99_ms: Option<i64>,
     /// Their largest, ms.
-    pub in_time_max_ms: i64,
+    pub in_time_max_ms: Option<i64>,
     /// Creations answered with anything but 2xx, or not answered (those orders do not exist,
     /// so their lateness is not in the figures above).
     pub create_non_2xx: usize,
@@ -293,9 +295,10 @@ pub fn run(
         p99_ms: pick(99.0),
         max_ms: pick(100.0),
         created_after_due: created.after_due,
-        in_time_p50_ms: percentile(&in_time, 50.0).unwrap_or(0),
-        in_time_p99_ms: percentile(&in_time, 99.0).unwrap_or(0),
-        in_time_max_ms: percentile(&in_time, 100.0).unwrap_or(0),
+        in_time_orders: in_time.len(),
+        in_time_p50_ms: percentile(&in_time, 50.0),
+        in_time_p99_ms: percentile(&in_time, 99.0),
+        in_time_max_ms: percentile(&in_time, 100.0),
         create_non_2xx: created.failed,
         create_first_failure: created.first_failure,
         api_answers,

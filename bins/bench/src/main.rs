@@ -436,9 +436,15 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                         "  p50 {} ms, p99 {} ms, max {} ms; API {} non-2xx of {}, p99 {:.1} ms",
                         r.p50_ms, r.p99_ms, r.max_ms, r.api_non_2xx, r.api_answers, r.api_p99_ms
                     );
+                    let ms = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |x| x.to_string());
                     eprintln!(
-                        "  created before due only ({} after): p50 {} ms, p99 {} ms, max {} ms",
-                        r.created_after_due, r.in_time_p50_ms, r.in_time_p99_ms, r.in_time_max_ms
+                        "  the {} created before due only ({} after): p50 {} ms, p99 {} ms, max \
+                         {} ms",
+                        r.in_time_orders,
+                        r.created_after_due,
+                        ms(r.in_time_p50_ms),
+                        ms(r.in_time_p99_ms),
+                        ms(r.in_time_max_ms)
                     );
                     if r.create_non_2xx > 0 {
                         eprintln!(

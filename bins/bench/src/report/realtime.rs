@@ -61,6 +61,15 @@ pub struct IdleEntry {
     runs: Vec<IdleRun>,
 }
 
+/// Summarises a figure over the runs that have it.
+fn summarise_some(runs: &[BusyRun], field: impl Fn(&BusyRun) -> Option<i64>) -> Option<Summary> {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| field(r).map(|x| x as f64))
+        .collect();
+    Summary::of(&v)
+}
+
 /// The target of lateness (c): p99 at most this many ms late.
 const BUSY_P99_MS: f64 = 10.0;
 /// The target of lateness (d).
@@ -81,9 +90,9 @@ impl Report {
             p99_ms: summarise(&runs, |r| r.p99_ms as f64),
             max_ms: summarise(&runs, |r| r.max_ms as f64),
             created_after_due: runs.iter().map(|r| r.created_after_due).sum(),
-            in_time_p50_ms: summarise(&runs, |r| r.in_time_p50_ms as f64),
-            in_time_p99_ms: summarise(&runs, |r| r.in_time_p99_ms as f64),
-            in_time_max_ms: summarise(&runs, |r| r.in_time_max_ms as f64),
+            in_time_p50_ms: summarise_some(&runs, |r| r.in_time_p50_ms),
+            in_time_p99_ms: summarise_some(&runs, |r| r.in_time_p99_ms),
+            in_time_max_ms: summarise_some(&runs, |r| r.in_time_max_ms),
             api_answers: runs.iter().map(|r| r.api_answers).sum(),
             api_non_2xx: runs.iter().map(|r| r.api_non_2xx).sum(),
             creates: runs.iter().map(|r| r.orders + r.create_non_2xx).sum(),

@@ -103,6 +103,7 @@ fn dashboard_in_headless_chromium() {
     let token = "dashboard-test-token";
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         drive(&session, &base, &far);
+        parked_panel(&session, &base, &db);
         let db2 = storage::testing::TestDb::sqlite();
         let guarded = ServerProcess::start(&db2.url, &["--admin-token", token, "--no-autostart"]);
         admin_token_flow(&session, &guarded.base_url, token);
@@ -286,6 +287,21 @@ fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chro
         "PENDING seen only after the due time"
     );
 
+    // Its due time links to its detail, which opens at its own address and stays live.
+    session.click(&format!(
+        "#open-body tr[data-order-id=\"{id}\"] a.order-link"
+    ));
+    session.wait_for(
+        "the order's detail to open at /#/orders/ID",
+        Duration::from_secs(3),
+        "const d = document.getElementById('order-dialog');
+         return d.open && d.dataset.orderId === arguments[0]
+           && location.hash === '#/orders/' + arguments[0]
+           && d.dataset.status === 'PENDING'
+           && document.querySelectorAll('#detail-history li.event').length === 1;",
+        json!([id]),
+    );
+
     // Without a reload it turns APPROVED or REJECTED, with its LMP or reason, within 2 s.
     let closed = session.wait_for(
         "the new order to be moderated on the page",
@@ -327,6 +343,48 @@ fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chro
         }
         other => panic!("unexpected status {other:?}: {closed}"),
     }
+    // The open detail followed the moderation without a click: status, price source or
+    // reason, and the decision in the history with its inputs.
+    let detail = session.wait_for(
+        "the open detail to show the decision",
+        Duration::from_secs(5),
+        "const d = document.getElementById('order-dialog');
+         const events = document.querySelectorAll('#detail-history li.event');
+         if (!d.open || d.dataset.status === 'PENDING' || events.length < 2) return null;
+         const last = events[events.length - 1];
+         return { status: d.dataset.status,
+                  source: document.querySelector('#detail-fields [data-field=approval_rt_source] dd').textContent,
+                  reason: document.querySelector('#detail-fields [data-field=reject_reason] dd').textContent,
+                  pnl: document.querySelector('#detail-fields [data-field=pnl] dd').textContent,
+                  transition: last.querySelector('.transition').textContent,
+                  actor: last.querySelector('.actor').textContent,
+                  inputs: last.querySelectorAll('.inputs li').length };",
+        json!([id]),
+    );
+    println!("detail after moderation: {detail}");
+    assert_eq!(detail["status"], closed["status"], "{detail}");
+    assert!(
+        detail["transition"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("PENDING → ")),
+        "{detail}"
+    );
+    assert!(detail["inputs"].as_u64().unwrap_or(0) >= 1, "{detail}");
+    if closed["status"] == "APPROVED" {
+        assert_ne!(
+            detail["source"], "—",
+            "an approval names its price source: {detail}"
+        );
+    }
+    // Closing it leaves the order's address.
+    session.click("#btn-detail-close");
+    session.wait_for(
+        "the detail to close and the address to drop the order",
+        Duration::from_secs(3),
+        "return !document.getElementById('order-dialog').open && location.hash === '';",
+        json!([]),
+    );
+
     let gone = session.js(
         "return !document.querySelector(`#open-body tr[data-order-id=\"${arguments[0]}\"]`);",
         row,
@@ -406,6 +464,68 @@ fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chro
         session,
         &["/api/v1/orders - Failed to load resource: the server responded with a status of 400"],
     );
+
+    // A deep link opens the page with that order's detail (a fresh load, not a hash change).
+    session.goto(&format!("{base}/?deep=1#/orders/{id}"));
+    session.wait_for(
+        "the deep-linked order's detail",
+        Duration::from_secs(10),
+        "const d = document.getElementById('order-dialog');
+         return d.open && d.dataset.orderId === arguments[0]
+           && document.querySelectorAll('#detail-history li.event').length >= 2;",
+        json!([id]),
+    );
+    session.click("#btn-detail-close");
+}
+
+/// The parked-orders panel: a parked order shows with its count and reason, and Discard
+/// rejects it with the operator's reason (this server has no token).
+fn parked_panel(session: &Session<'_>, base: &str, db: &storage::testing::TestDb) {
+    let store = db.store();
+    let new = orders::NewOrder::from_fields(&orders::NewOrderFields {
+        side: Some("BUY"),
+        qty_mwh: Some("1"),
+        limit_price: Some("40"),
+        hour_start_utc: Some(&orders::format_ms(
+            &(chrono::Utc::now() + chrono::Duration::hours(1)),
+        )),
+        location: Some("PARK-HUB"),
+        location_type: None,
+    })
+    .expect("valid order");
+    let id = store
+        .insert_order(&new, None, "test")
+        .expect("insert")
+        .order
+        .id;
+    assert!(store.park_order(&id, "undecodable row").expect("park"));
+    session.goto(&format!("{base}/"));
+    session.wait_for(
+        "the parked order in its panel",
+        Duration::from_secs(10),
+        "return document.getElementById('parked-count').textContent === '1'
+           && !!document.querySelector(`#parked-body tr[data-order-id=\"${arguments[0]}\"]`)
+           && document.querySelector('#parked-body td.reason').textContent === 'undecodable row';",
+        json!([id]),
+    );
+    session.type_into("#f-discard-reason", "bad row");
+    session.click(&format!(
+        "#parked-body tr[data-order-id=\"{id}\"] button.btn-danger"
+    ));
+    session.wait_for(
+        "the parked order discarded",
+        Duration::from_secs(10),
+        "return document.getElementById('parked-count').textContent === '0'
+           && document.getElementById('parked-empty').hidden === false;",
+        json!([]),
+    );
+    let order = store.get_order(&id).expect("order");
+    assert_eq!(order.status, orders::OrderStatus::Rejected);
+    assert_eq!(
+        order.reject_reason.as_deref(),
+        Some("Discarded by operator: bad row")
+    );
+    assert_console_clean(session, &[]);
 }
 
 /// A server with an admin token: the Start button asks for it, a wrong one is refused and

@@ -7,14 +7,17 @@
 //
 // Modules: format.js (pure text functions, tested under Node), dom.js, api.js (fetch, errors,
 // admin token), live.js (event stream, polling fallback, debounced refresh), scheduler.js
-// (panel), form.js (new order), tables.js (orders and positions), activity.js (event list).
+// (panel), form.js (new order), tables.js (orders and positions), activity.js (event list),
+// detail.js (one order's fields and history at /#/orders/ID), parked.js (parked orders).
 
 import { addActivity, renderActivity } from './activity.js';
 import { initTokenDialog, setReachabilityListener } from './api.js';
+import { initDetail, refreshDetail } from './detail.js';
 import { $ } from './dom.js';
 import { fmtWallClock } from './format.js';
 import { initForm, tickDueHint } from './form.js';
 import { setReachable, startLive } from './live.js';
+import { initParked, refreshParked } from './parked.js';
 import { initScheduler, refreshStatus, showSchedulerError, tickScheduler } from './scheduler.js';
 import { initFilter, refreshPositions, setRenderListener, tickRows } from './tables.js';
 
@@ -23,6 +26,8 @@ const TICK_MS = 250;
 function refreshAll() {
   refreshPositions();
   refreshStatus();
+  refreshParked();
+  refreshDetail();
 }
 
 function tick() {
@@ -45,6 +50,8 @@ function init() {
   initForm();
   initFilter();
   initScheduler();
+  initParked();
+  initDetail();
   refreshAll();
   setInterval(tick, TICK_MS);
   tick();

@@ -54,6 +54,13 @@ function render() {
   if (next === null) nextNode.removeAttribute('datetime');
   else nextNode.setAttribute('datetime', s.next_due_order);
 
+  // Shown when the server reports them (servers with a configurable policy do).
+  for (const [key, box, node] of [['policy', 's-policy-box', 's-policy'], ['price_source', 's-source-box', 's-source']]) {
+    const v = s[key];
+    const text = v === undefined || v === null ? '' : typeof v === 'object' ? (v.name || v.kind || JSON.stringify(v)) : String(v);
+    $(box).hidden = !text;
+    setText(node, text || '—');
+  }
   showMsg('sched-error', s.last_error ? `Last error: ${s.last_error}` : '');
   tickScheduler(now);
 }

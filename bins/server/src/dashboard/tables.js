@@ -3,6 +3,7 @@
 // keyboard focus survives updates.
 
 import { api } from './api.js';
+import { orderHref } from './detail.js';
 import { $, badge, el, setText, showMsg } from './dom.js';
 import {
   capitalise, fmtCount, fmtDuration, fmtNum, fmtUtc, intFmt, parseTime, pnlFmt, priceFmt, qtyFmt,
@@ -72,10 +73,12 @@ function locationCell(o) {
   return el('td', { class: 'loc' }, o.location, el('span', { class: 'loc-type' }, o.location_type));
 }
 
+/** The due time, as the link to the order's detail (`/#/orders/ID`). */
 function dueCell(o, now) {
   const t = parseTime(o.hour_start_utc);
   return el('td', { class: 'due-at' },
-    el('time', { datetime: o.hour_start_utc, title: o.hour_start_utc }, fmtUtc(t, now)));
+    el('a', { href: orderHref(o.id), class: 'order-link', 'aria-label': `Order ${o.id}, due ${fmtUtc(t, now)} UTC` },
+      el('time', { datetime: o.hour_start_utc, title: o.hour_start_utc }, fmtUtc(t, now))));
 }
 
 function openRow(o, now) {
@@ -108,14 +111,17 @@ function closedRow(o, now) {
     el('td', { class: 'num' }, fmtNum(qtyFmt, o.qty_mwh)),
     el('td', { class: 'num' }, fmtNum(priceFmt, o.limit_price)),
     locationCell(o),
-    el('td', { class: 'status' }, badge(o.status)),
+    // The price source under the status, like the location type under the location.
+    el('td', { class: 'status' }, badge(o.status),
+      o.approval_rt_source ? el('span', { class: 'source', title: 'Price source' }, o.approval_rt_source) : ''),
     el('td', { class: 'num lmp' }, approved ? priceFmt.format(o.approval_rt_lmp) : '—'),
     el('td', { class: 'reason' }, o.reject_reason || ''),
     pnlCell);
 }
 
 /** What a row shows; a row is rebuilt only when this changes. */
-const signature = (o) => JSON.stringify([o.status, o.hour_start_utc, o.approval_rt_lmp, o.reject_reason, o.pnl,
+const signature = (o) => JSON.stringify([o.status, o.hour_start_utc, o.approval_rt_lmp, o.approval_rt_source,
+  o.reject_reason, o.pnl,
   o.qty_mwh, o.limit_price, o.location, o.location_type]);
 
 function reconcile(tbody, orders, build, now) {

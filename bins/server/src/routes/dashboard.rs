@@ -43,6 +43,8 @@ const FILES: &[(&str, &str, &str)] = &[
     asset!("form.js", JS),
     asset!("tables.js", JS),
     asset!("activity.js", JS),
+    asset!("detail.js", JS),
+    asset!("parked.js", JS),
 ];
 
 /// Content-Security-Policy of every dashboard response: only this origin, no inline code, no

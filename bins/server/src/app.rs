@@ -125,13 +125,14 @@ impl Application {
                 .app_data(middleware::path_config())
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .wrap(middleware::json_errors())
+                // Inside the body reader: an oversized or stalled body is answered 413/408
+                // whatever its Host, as before; the guard judges complete requests.
+                .wrap(actix_web::middleware::from_fn(middleware::guard_site))
                 .wrap(actix_web::middleware::from_fn(
                     middleware::read_body_with_deadline,
                 ))
                 .wrap(actix_web::middleware::from_fn(middleware::record_http))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
-                // Outside the body reader: a refused request's body is never read.
-                .wrap(actix_web::middleware::from_fn(middleware::guard_site))
                 // The document's route first: the routes' `/api/v1` scope would take it.
                 .configure(crate::openapi::configure)
                 .configure(crate::routes::configure)

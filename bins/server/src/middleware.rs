@@ -219,7 +219,8 @@ fn is_loopback_origin(origin: &str) -> bool {
 }
 
 /// Refuses state-changing requests from foreign hosts or origins (see [`SiteGuard`]) before
-/// their body is read.
+/// any handler runs (after the body reader, so oversized and stalled bodies still get their
+/// 413 and 408).
 pub async fn guard_site(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -13,6 +13,7 @@ mod kill_drain;
 mod killed_creator;
 mod offsets;
 mod security;
+mod site_guard;
 mod soak;
 mod status_storm;
 mod support;

@@ -244,6 +244,32 @@ async fn settles_at_the_files_price(backend: Backend) {
         format!("No real-time price for NOWHERE at {}", format_ms(&hour))
     );
 
+    // The original's per-hour moderation, without its parameters, settles with the configured
+    // policy and prices too: an order due an hour ahead, moderated now.
+    let ahead = hour + Duration::hours(1);
+    let early = app.create("BUY", "100", "X_HUB", ahead).await;
+    let r = app
+        .client
+        .post(format!(
+            "{}/api/v1/orders/moderate/{}",
+            app.base,
+            format_ms(&ahead)
+        ))
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(r.status(), StatusCode::OK);
+    let detail = app.settled(&early).await;
+    assert_eq!(detail["order"]["status"], "APPROVED", "{detail}");
+    assert_eq!(
+        detail["order"]["approval_rt_source"],
+        "FILE:rt_hrl_lmps.csv"
+    );
+    assert_eq!(
+        (detail["order"]["approval_rt_lmp"].as_f64().expect("lmp") * 100.0).round() as i64,
+        lmp_cents(0, h + 1)
+    );
+
     // The market routes answer from the same file.
     let (status, latest) = app
         .get("/api/v1/realtime/latest?market=pjm&location=X_HUB")

@@ -340,12 +340,20 @@ pub async fn moderate_hour(
         p.finite("rt_lmp_variance", defaults.rt_lmp_variance().to_f64())?,
     )
     .map_err(|e| ApiError::invalid(e.to_string()))?;
+    // Without parameters, the configured policy and price source decide; any of the original's
+    // parameters asks for its random policy with them (over the configured prices).
+    let overridden = ["approval_probability", "rt_lmp_base", "rt_lmp_variance"]
+        .iter()
+        .any(|name| p.get(name).is_some());
+    let moderator = state
+        .scheduler
+        .manual_moderator(overridden.then_some(&policy));
     let store = state.store.clone();
     let (seed, batch) = (state.moderation_seed, state.batch_size);
     let report = blocking(move || {
-        Ok(scheduler::moderate_due_time(
+        Ok(scheduler::moderate_due_time_with(
             &store,
-            &policy,
+            &moderator,
             seed,
             hour,
             "admin:moderate-hour",

@@ -1,10 +1,10 @@
-//! Creating orders: one at a time with an optional idempotency key, or many at once; each with
-//! its creation event, in one transaction.
+//! Creating orders: one at a time with an optional idempotency key, or many at once (a whole
+//! batch under one key); each with its creation event, in one transaction.
 
 use crate::backend::{on_backend, Backend};
 use crate::connection::DbConnection;
 use crate::error::StorageError;
-use crate::models::{NewEventRow, NewOrderRow};
+use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
 use crate::read::get_order;
 use crate::schema::orders;
 use crate::store::{naive, Store};
@@ -128,6 +128,32 @@ fn insert_each<'a>(
 }
 
 impl Store {
+    /// Stores a batch of orders (a day-ahead book) in one transaction, with one multi-row
+    /// insert, answering in input order. Under an idempotency key, row `i` carries the key
+    /// `{key}\u{1f}{i}` with the batch's request hash: a repeat of the same batch finds row 0
+    /// and returns all of them (`created: false`); the same key with another hash is an
+    /// [`StorageError::IdempotencyMismatch`] naming the batch's first order. The separator is a
+    /// control character an HTTP header cannot carry, so a batch's keys never meet a single
+    /// create's. Two racing repeats: the loser hits the unique index and reads again.
+    pub fn insert_batch(
+        &self,
+        news: &[NewOrder],
+        idempotency: Option<Idempotency<'_>>,
+        actor: &str,
+    ) -> Result<Vec<Inserted>, StorageError> {
+        if news.is_empty() {
+            return Ok(Vec::new());
+        }
+        let attempt = || self.write(|c| insert_batch_in(c, news, idempotency, actor));
+        match attempt() {
+            Err(StorageError::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) if idempotency.is_some() => attempt(),
+            other => other,
+        }
+    }
+
     /// Stores many PENDING orders at once (seeding, benchmarks), with their creation events.
     /// Returns their ids, in input order.
     pub fn insert_orders(
@@ -158,6 +184,109 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// The stored key of row `index` of a batch created under `key`.
+fn batch_key(key: &str, index: usize) -> String {
+    format!("{key}\u{1f}{index}")
+}
+
+fn insert_batch_in(
+    conn: &mut DbConnection,
+    news: &[NewOrder],
+    idempotency: Option<Idempotency<'_>>,
+    actor: &str,
+) -> Result<Vec<Inserted>, StorageError> {
+    if let Some(idem) = idempotency {
+        if let Some(existing) = find_batch(conn, idem, news.len())? {
+            return Ok(existing
+                .into_iter()
+                .map(|order| Inserted {
+                    order,
+                    created: false,
+                })
+                .collect());
+        }
+    }
+    let now = truncate_ms(Utc::now());
+    let ids: Vec<String> = news
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let keys: Vec<String> = match idempotency {
+        Some(idem) => (0..news.len()).map(|i| batch_key(idem.key, i)).collect(),
+        None => Vec::new(),
+    };
+    let pairs: Vec<(&str, &NewOrder)> = ids.iter().map(String::as_str).zip(news).collect();
+    insert_rows_keyed(
+        conn,
+        &pairs,
+        now,
+        |i| {
+            idempotency.and_then(|idem| {
+                keys.get(i).map(|key| Idempotency {
+                    key,
+                    request_hash: idem.request_hash,
+                })
+            })
+        },
+        actor,
+    )?;
+    Ok(ids
+        .into_iter()
+        .zip(news)
+        .map(|(id, new)| Inserted {
+            order: as_stored(id, new, now),
+            created: true,
+        })
+        .collect())
+}
+
+/// The orders of an earlier batch under this key, in its input order; `None` if the key is
+/// unused.
+fn find_batch(
+    conn: &mut DbConnection,
+    idem: Idempotency<'_>,
+    n: usize,
+) -> Result<Option<Vec<Order>>, StorageError> {
+    let first = orders::table
+        .filter(orders::idempotency_key.eq(batch_key(idem.key, 0)))
+        .select((orders::id, orders::request_hash))
+        .first::<(String, Option<String>)>(conn)
+        .optional()?;
+    match first {
+        None => return Ok(None),
+        Some((order_id, hash)) if hash.as_deref() != Some(idem.request_hash) => {
+            return Err(StorageError::IdempotencyMismatch { order_id });
+        }
+        Some(_) => {}
+    }
+    let keys: Vec<String> = (0..n).map(|i| batch_key(idem.key, i)).collect();
+    let mut slots: Vec<Option<Order>> = vec![None; n];
+    for chunk in keys.chunks(500) {
+        let rows = orders::table
+            .filter(orders::idempotency_key.eq_any(chunk))
+            .select((orders::idempotency_key, ORDER_COLUMNS))
+            .load::<(Option<String>, OrderRow)>(conn)?;
+        for (key, row) in rows {
+            let index = key
+                .as_deref()
+                .and_then(|k| k.rsplit_once('\u{1f}'))
+                .and_then(|(_, i)| i.parse::<usize>().ok())
+                .filter(|i| *i < n);
+            if let Some(i) = index {
+                slots[i] = Some(row.decode()?);
+            }
+        }
+    }
+    // The request hash covers the whole batch, so a match has all n rows unless some were
+    // deleted since (retention); a partial answer would be a lie.
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| o.ok_or_else(|| StorageError::NotFound(batch_key(idem.key, i))))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// The order exactly as [`insert_rows`] stores it, without reading it back.
@@ -199,8 +328,7 @@ fn find_by_idempotency_key(
     }
 }
 
-/// Inserts orders and their creation events (multi-row inserts run on the inner connection:
-/// they do not compile on the enum).
+/// Inserts orders and their creation events, all under one key (or none).
 fn insert_rows(
     conn: &mut DbConnection,
     news: &[(&str, &NewOrder)],
@@ -208,9 +336,23 @@ fn insert_rows(
     idempotency: Option<Idempotency<'_>>,
     actor: &str,
 ) -> Result<(), StorageError> {
+    insert_rows_keyed(conn, news, now, |_| idempotency, actor)
+}
+
+/// Inserts orders and their creation events, row `i` under the key `key_of(i)` (multi-row
+/// inserts run on the inner connection: they do not compile on the enum).
+fn insert_rows_keyed<'k>(
+    conn: &mut DbConnection,
+    news: &[(&str, &NewOrder)],
+    now: DateTime<Utc>,
+    key_of: impl Fn(usize) -> Option<Idempotency<'k>>,
+    actor: &str,
+) -> Result<(), StorageError> {
     let rows: Vec<NewOrderRow<'_>> = news
         .iter()
-        .map(|(id, o)| NewOrderRow {
+        .enumerate()
+        .map(|(i, (id, o))| (key_of(i), id, o))
+        .map(|(idempotency, id, o)| NewOrderRow {
             id,
             created_at: naive(now),
             market: ::orders::Market::Da.as_str(),

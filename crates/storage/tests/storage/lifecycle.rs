@@ -359,7 +359,108 @@ fn concurrent_creates_share_commits_and_keep_their_meaning(db: &TestDb) {
     assert_eq!(store.row_counts().expect("counts"), (distinct, distinct));
 }
 
+/// A batch is stored in input order with one event per order; under a key, a repeat returns
+/// the same orders, another batch under it is refused naming the batch's first order, and the
+/// batch's keys do not meet a single create's key of the same text.
+fn insert_batch_keeps_order_and_idempotency(db: &TestDb) {
+    let store = db.store();
+    let start = Utc::now() + Duration::days(1);
+    let book: Vec<_> = (0..24)
+        .map(|h| {
+            order_due(
+                start + Duration::hours(h),
+                if h % 2 == 0 { "BUY" } else { "SELL" },
+                "B",
+            )
+        })
+        .collect();
+    let plain = store.insert_batch(&book, None, "api").expect("plain batch");
+    assert_eq!(plain.len(), 24);
+    for (got, want) in plain.iter().zip(&book) {
+        assert!(got.created);
+        assert_eq!(got.order.hour_start_utc, want.hour_start_utc());
+        assert_eq!(store.get_order(&got.order.id).expect("stored"), got.order);
+        assert_eq!(store.order_events(&got.order.id).expect("events").len(), 1);
+    }
+    assert_eq!(store.row_counts().expect("counts"), (24, 24));
+
+    let key = Idempotency {
+        key: "day-1",
+        request_hash: "book-a",
+    };
+    let first = store.insert_batch(&book, Some(key), "api").expect("keyed");
+    let again = store.insert_batch(&book, Some(key), "api").expect("repeat");
+    assert!(first.iter().all(|i| i.created) && again.iter().all(|i| !i.created));
+    let ids = |v: &[storage::Inserted]| v.iter().map(|i| i.order.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(
+        again.iter().map(|i| i.order.clone()).collect::<Vec<_>>(),
+        first.iter().map(|i| i.order.clone()).collect::<Vec<_>>()
+    );
+    let clash = store.insert_batch(
+        &book[..3],
+        Some(Idempotency {
+            key: "day-1",
+            request_hash: "book-b",
+        }),
+        "api",
+    );
+    assert!(
+        matches!(clash, Err(StorageError::IdempotencyMismatch { ref order_id }) if *order_id == first[0].order.id)
+    );
+    // A single create under the same text is another key.
+    let single = store
+        .insert_order(&book[0], Some(key), "api")
+        .expect("single");
+    assert!(single.created);
+    assert_eq!(store.row_counts().expect("counts"), (49, 49));
+    assert!(store
+        .insert_batch(&[], Some(key), "api")
+        .expect("empty")
+        .is_empty());
+}
+
+/// Racing repeats of one keyed batch: one writes it, the others get the same orders back.
+fn concurrent_keyed_batches_write_once(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() + Duration::hours(3);
+    let book: Vec<_> = (0..200).map(|_| order_due(due, "BUY", "R")).collect();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let book = book.clone();
+            std::thread::spawn(move || {
+                let key = Idempotency {
+                    key: "race",
+                    request_hash: "h",
+                };
+                store
+                    .insert_batch(&book, Some(key), "api")
+                    .expect("batch")
+                    .into_iter()
+                    .map(|i| (i.order.id, i.created))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let results: Vec<Vec<(String, bool)>> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let creators = results.iter().filter(|r| r.iter().all(|(_, c)| *c)).count();
+    assert_eq!(creators, 1);
+    for r in &results {
+        assert_eq!(
+            r.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            results[0].iter().map(|(id, _)| id).collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(store.row_counts().expect("counts"), (200, 200));
+}
+
 storage::backend_tests!(
+    insert_batch_keeps_order_and_idempotency,
+    concurrent_keyed_batches_write_once,
     concurrent_creates_share_commits_and_keep_their_meaning,
     insert_and_get_round_trip,
     insert_idempotency_key_returns_the_original,

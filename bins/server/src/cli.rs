@@ -284,7 +284,33 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         bail!("{url} answered {}", resp.status());
     }
     let body: serde_json::Value = resp.json().context("the server's answer is not JSON")?;
-    print_status(&body["scheduler"], args.json)
+    print_status(&body["scheduler"], args.json)?;
+    if !args.json {
+        print_retention(args.server_url.trim_end_matches('/'));
+    }
+    Ok(())
+}
+
+/// The retention sweeper's totals, when the server has retention on; silent otherwise (an
+/// older server without the route included).
+fn print_retention(base: &str) {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{base}/api/v1/retention"))
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .ok()
+        .filter(|r| r.status().is_success())
+        .and_then(|r| r.json::<serde_json::Value>().ok());
+    if let Some(r) = r.filter(|r| r["enabled"] == true) {
+        println!(
+            "{:<24} {} orders, {} history rows (closed > {} days; last sweep {})",
+            "retention deleted",
+            r["deleted_orders"],
+            r["deleted_events"],
+            r["retain_closed_days"],
+            r["last_sweep_at"].as_str().unwrap_or("-")
+        );
+    }
 }
 
 /// Prints a scheduler status object as aligned lines (or JSON).

@@ -686,6 +686,11 @@ fn retention_deletes_old_closed_orders(backend: storage::testing::Backend) {
     }
     assert!(store.get_order(&ids[3]).is_ok(), "recently closed kept");
     assert!(store.get_order(&ids[4]).is_ok(), "pending kept");
+    let shown = run(&["status", "--server-url", &base]);
+    assert!(
+        shown.contains("retention deleted") && shown.contains("3 orders, 6 history rows"),
+        "{shown}"
+    );
 }
 
 #[test]

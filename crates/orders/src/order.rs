@@ -122,7 +122,8 @@ fn required<'a>(field: &'static str, v: Option<&'a str>) -> Result<&'a str, Vali
 
 impl NewOrder {
     /// Checks typed values against the order rules: quantity in (0, 10 000] MWh, limit price
-    /// in [-1 000, 10 000] $/MWh.
+    /// in [-1 000, 10 000] $/MWh, due time in 2000–2099 (UTC). Every way into the store —
+    /// the API, the command line, an embedding service — builds its orders here.
     pub fn new(
         side: Side,
         qty_mwh: Quantity,
@@ -145,6 +146,13 @@ impl NewOrder {
                 "limit_price",
                 "out_of_range",
                 format!("must be between {MIN_LIMIT_PRICE} and {MAX_LIMIT_PRICE} $/MWh"),
+            ));
+        }
+        if !crate::time::in_due_range(hour_start_utc) {
+            return Err(ValidationError::with_code(
+                "hour_start_utc",
+                "out_of_range",
+                "must be from 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z",
             ));
         }
         Ok(Self {
@@ -376,6 +384,36 @@ mod tests {
             assert_eq!(o.location().as_str(), "PJM-RTO");
             assert_eq!(o.location_type(), LocationType::Zone);
             assert_eq!(format_ms(&o.hour_start_utc()), "2025-08-17T21:45:45.000Z");
+        }
+    }
+
+    #[test]
+    fn typed_constructor_refuses_due_times_outside_2000_to_2099() {
+        let location = Location::parse(Location::DEFAULT).expect("default location");
+        let build = |t: DateTime<Utc>| {
+            NewOrder::new(
+                Side::Buy,
+                Quantity::from_scaled(1000),
+                Price::from_scaled(4000),
+                location.clone(),
+                LocationType::Zone,
+                t,
+            )
+        };
+        let year = |y: i32| {
+            chrono::NaiveDate::from_ymd_opt(y, 6, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+                .expect("a date")
+        };
+        assert!(build(year(2050)).is_ok());
+        for far in [year(1999), year(2100), year(11533)] {
+            let err = build(far).expect_err("out of range");
+            assert_eq!(
+                (err.field, err.code),
+                ("hour_start_utc", "out_of_range"),
+                "{far}"
+            );
         }
     }
 

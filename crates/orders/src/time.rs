@@ -57,14 +57,19 @@ pub fn parse_due_time(text: &str) -> Result<DateTime<Utc>, TimeError> {
             None => TimeError::Malformed(text.to_string()),
         })?
         .with_timezone(&Utc);
+    if in_due_range(parsed) {
+        Ok(truncate_ms(parsed))
+    } else {
+        Err(TimeError::OutOfRange(text.to_string()))
+    }
+}
+
+/// Whether a due time lies in the accepted range, 2000-01-01T00:00:00Z (inclusive) to
+/// 2100-01-01T00:00:00Z (exclusive): the one rule every way of creating an order applies.
+pub fn in_due_range(t: DateTime<Utc>) -> bool {
     let lower = NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
     let upper = NaiveDate::from_ymd_opt(2100, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
-    match (lower, upper) {
-        (Some(lo), Some(hi)) if parsed.naive_utc() >= lo && parsed.naive_utc() < hi => {
-            Ok(truncate_ms(parsed))
-        }
-        _ => Err(TimeError::OutOfRange(text.to_string())),
-    }
+    matches!((lower, upper), (Some(lo), Some(hi)) if t.naive_utc() >= lo && t.naive_utc() < hi)
 }
 
 /// Drops everything below the millisecond (and folds a leap second's extra nanoseconds).

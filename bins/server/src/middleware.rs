@@ -15,15 +15,32 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest request body accepted, in bytes.
+/// Largest request body accepted, in bytes (every route but [`BATCH_PATH`]).
 pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The one route allowed a larger body: a day-ahead book of up to 1,000 orders.
+pub const BATCH_PATH: &str = "/api/v1/orders/batch";
+
+/// Largest body of [`BATCH_PATH`]: 1,000 orders at about 150 bytes each fit three times over,
+/// so pretty-printed JSON passes too.
+pub const BATCH_BODY_LIMIT: usize = 512 * 1024;
+
+/// The body limit of a request path. The body reader runs before routing, so it goes by the
+/// exact path; any other spelling reaches no route and keeps the small limit.
+pub fn body_limit(path: &str) -> usize {
+    if path == BATCH_PATH {
+        BATCH_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
 
 /// Longest time a client may take to send a request body. actix's `client_request_timeout`
 /// covers only the head; without this, a client that announces a body and stalls holds its
 /// socket for ever.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Reads the whole body (at most [`BODY_LIMIT`] bytes, within [`BODY_DEADLINE`]) before any
+/// Reads the whole body (at most [`body_limit`] bytes, within [`BODY_DEADLINE`]) before any
 /// handler runs, answering 413 or 408 itself; handlers then see the buffered body.
 pub async fn read_body_with_deadline(
     mut req: ServiceRequest,
@@ -33,14 +50,15 @@ pub async fn read_body_with_deadline(
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         return next.call(req).await;
     }
+    let limit = body_limit(req.path());
     // An announced length over the limit is refused from the header alone.
     let announced = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(ApiError::PayloadTooLarge(BODY_LIMIT).into());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit).into());
     }
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
@@ -50,8 +68,8 @@ pub async fn read_body_with_deadline(
                 code: "invalid_body",
                 detail: e.to_string(),
             })?;
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge(limit));
             }
             body.extend_from_slice(&chunk);
         }
@@ -245,15 +263,18 @@ pub async fn guard_site(
 
 /// JSON bodies: the size limit, and each kind of refusal mapped to its stable code.
 pub fn json_config() -> web::JsonConfig {
+    json_config_limited(BODY_LIMIT)
+}
+
+/// [`json_config`] with another size limit (the batch route's).
+pub fn json_config_limited(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(BODY_LIMIT)
-        .error_handler(|err, _| {
+        .limit(limit)
+        .error_handler(move |err, _| {
             let api = match &err {
                 JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
                 JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => {
-                    ApiError::PayloadTooLarge(BODY_LIMIT)
-                }
+                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::PayloadTooLarge(limit),
                 JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::BadRequest {
                     code: "invalid_body",
                     detail: e.to_string(),

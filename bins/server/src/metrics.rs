@@ -52,6 +52,26 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// HTTP request durations by route pattern, seconds.
     pub http_duration: HistogramVec,
+    /// Parked orders retried through this process (mirrors `routes::parked`'s count).
+    pub parked_retried: IntCounter,
+    /// Parked orders discarded through this process (mirrors `routes::parked`'s count).
+    pub parked_discarded: IntCounter,
+    /// Closed orders deleted by retention sweeps of this process.
+    pub retention_orders: IntCounter,
+    /// History rows deleted by retention sweeps of this process.
+    pub retention_events: IntCounter,
+    /// Retention sweeps completed by this process.
+    pub retention_sweeps: IntCounter,
+    /// End of this process's last completed retention sweep, Unix seconds (0: none).
+    pub retention_last_sweep: Gauge,
+}
+
+/// Raises a counter to `total`, a count kept elsewhere that only grows.
+pub fn mirror(counter: &IntCounter, total: u64) {
+    let delta = total.saturating_sub(counter.get());
+    if delta > 0 {
+        counter.inc_by(delta);
+    }
 }
 
 /// How long the pending total may be reused before a scrape refreshes it (in the
@@ -162,6 +182,30 @@ impl Metrics {
                 ),
                 &["route"],
             )),
+            parked_retried: must(IntCounter::new(
+                "order_scheduler_parked_retried_total",
+                "Parked orders an operator retried through this process",
+            )),
+            parked_discarded: must(IntCounter::new(
+                "order_scheduler_parked_discarded_total",
+                "Parked orders an operator discarded through this process",
+            )),
+            retention_orders: must(IntCounter::new(
+                "order_scheduler_retention_deleted_orders_total",
+                "Closed orders deleted by this process's retention sweeps",
+            )),
+            retention_events: must(IntCounter::new(
+                "order_scheduler_retention_deleted_events_total",
+                "History rows deleted by this process's retention sweeps",
+            )),
+            retention_sweeps: must(IntCounter::new(
+                "order_scheduler_retention_sweeps_total",
+                "Retention sweeps this process completed",
+            )),
+            retention_last_sweep: must(Gauge::new(
+                "order_scheduler_retention_last_sweep_timestamp_seconds",
+                "End of this process's last completed retention sweep (0: none yet)",
+            )),
             registry,
         };
         for c in [
@@ -180,6 +224,12 @@ impl Metrics {
             Box::new(m.pool.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
+            Box::new(m.parked_retried.clone()),
+            Box::new(m.parked_discarded.clone()),
+            Box::new(m.retention_orders.clone()),
+            Box::new(m.retention_events.clone()),
+            Box::new(m.retention_sweeps.clone()),
+            Box::new(m.retention_last_sweep.clone()),
         ] {
             must(m.registry.register(c));
         }

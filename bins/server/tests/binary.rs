@@ -452,6 +452,16 @@ fn parked_orders_round_trip(backend: storage::testing::Backend) {
     assert_eq!(list["discarded_total"], 1, "{list}");
     let (status, reply) = admin_post(&base, "/api/v1/parked/retry", None);
     assert_eq!((status, &reply["retried"]), (200, &serde_json::json!(0)));
+    // The operator's actions are counted in the metrics too.
+    let metrics = reqwest::blocking::get(format!("{base}/metrics"))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    for line in [
+        "order_scheduler_parked_retried_total 1",
+        "order_scheduler_parked_discarded_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]
@@ -691,6 +701,15 @@ fn retention_deletes_old_closed_orders(backend: storage::testing::Backend) {
         shown.contains("retention deleted") && shown.contains("3 orders, 6 history rows"),
         "{shown}"
     );
+    let metrics = reqwest::blocking::get(format!("{base}/metrics"))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    for line in [
+        "order_scheduler_retention_deleted_orders_total 3",
+        "order_scheduler_retention_deleted_events_total 6",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]

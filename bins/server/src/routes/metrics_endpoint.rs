@@ -54,6 +54,24 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .set(i64::from(connections.saturating_sub(idle)));
     m.pool.with_label_values(&["idle"]).set(i64::from(idle));
     m.running.set(i64::from(status.running));
+    let (retried, discarded) = super::parked::operator_counts();
+    crate::metrics::mirror(&m.parked_retried, retried);
+    crate::metrics::mirror(&m.parked_discarded, discarded);
+    let retention = crate::retention::stats();
+    crate::metrics::mirror(
+        &m.retention_orders,
+        retention.deleted_orders.load(Ordering::Relaxed),
+    );
+    crate::metrics::mirror(
+        &m.retention_events,
+        retention.deleted_events.load(Ordering::Relaxed),
+    );
+    crate::metrics::mirror(
+        &m.retention_sweeps,
+        retention.sweeps.load(Ordering::Relaxed),
+    );
+    m.retention_last_sweep
+        .set(retention.last_sweep_ms.load(Ordering::Relaxed) as f64 / 1000.0);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render()))

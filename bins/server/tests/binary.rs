@@ -537,6 +537,35 @@ fn json_logs_are_one_object_per_line() {
     assert_eq!(request["method"], "GET", "{request}");
     assert_eq!(request["status"], 200, "{request}");
     assert!(request["duration_ms"].is_number(), "{request}");
+    // An order due in half a second: its moderation line carries the due time and lateness.
+    let due = orders::format_ms(&(chrono::Utc::now() + chrono::Duration::milliseconds(500)));
+    let created = reqwest::blocking::Client::new()
+        .post(format!(
+            "{base}/api/v1/orders/fake?side=BUY&qty_mwh=1&limit_price=40&hour_start_utc={due}"
+        ))
+        .send()
+        .expect("create");
+    assert!(created.status().is_success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let moderated = loop {
+        let l = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a moderation line within 10 s");
+        let o: serde_json::Value = serde_json::from_str(&l).expect("JSON");
+        if o["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("✅ Moderated"))
+        {
+            break o;
+        }
+    };
+    assert_eq!(moderated["due"], due.as_str(), "{moderated}");
+    assert!(
+        moderated["lateness_ms"]
+            .as_f64()
+            .is_some_and(|ms| (0.0..1000.0).contains(&ms)),
+        "{moderated}"
+    );
     let _ = guard.0.kill();
 
     // The default: text lines, as before.

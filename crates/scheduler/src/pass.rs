@@ -181,7 +181,7 @@ impl Worker {
                 st.lateness.push((at - o.hour_start_utc).num_milliseconds());
             }
         }
-        log_batch(batch, &self.shared.instance_id);
+        log_batch(batch, &self.shared.instance_id, at);
         self.emit(SchedulerEvent::Moderated {
             orders: moderated,
             at,
@@ -225,7 +225,9 @@ impl Worker {
 
 /// Logs a committed batch: the original system's two lines per due time when it spans a few,
 /// else one line with the range, so a catch-up over many due times does not flood the log.
-fn log_batch(batch: Grouper, instance: &str) {
+/// Each line ends with the lateness (moderation time minus due time; for a range of due times,
+/// that of the earliest, the most late), which JSON logs carry as `lateness_ms`.
+fn log_batch(batch: Grouper, instance: &str, at: DateTime<Utc>) {
     if batch.due_time_count() <= DUE_TIMES_LOGGED {
         for r in batch.into_reports() {
             let due = format_ms(&r.hour_start_utc);
@@ -234,10 +236,11 @@ fn log_batch(batch: Grouper, instance: &str) {
                 r.total_orders
             );
             log::info!(
-                "✅ Moderated {} orders for {due}: {} approved, {} rejected",
+                "✅ Moderated {} orders for {due}: {} approved, {} rejected (lateness {} ms)",
                 r.total_orders,
                 r.approved,
-                r.rejected
+                r.rejected,
+                (at - r.hour_start_utc).num_milliseconds()
             );
         }
         return;
@@ -248,12 +251,16 @@ fn log_batch(batch: Grouper, instance: &str) {
         .first()
         .map(|r| format_ms(&r.hour_start_utc))
         .unwrap_or_default();
+    let lateness_ms = reports
+        .first()
+        .map(|r| (at - r.hour_start_utc).num_milliseconds())
+        .unwrap_or(0);
     let last = reports
         .last()
         .map(|r| format_ms(&r.hour_start_utc))
         .unwrap_or_default();
     log::info!(
-        "✅ Moderated {} orders over {due_times} due times ({first} .. {last}): {approved} approved, {rejected} rejected (instance {instance})",
+        "✅ Moderated {} orders over {due_times} due times ({first} .. {last}): {approved} approved, {rejected} rejected (instance {instance}, lateness {lateness_ms} ms at most)",
         approved + rejected
     );
 }

@@ -8,7 +8,6 @@ use crate::config::{
 use anyhow::{bail, Context};
 use chrono::{Duration as ChronoDuration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use moderator::Policy;
 use orders::{
     format_ms, parse_due_time, Location, LocationType, NewOrder, Order, OrderStatus, Price,
     Quantity, Side,
@@ -219,14 +218,11 @@ fn parked(store: &Store, args: &OrdersArgs) -> anyhow::Result<()> {
 pub fn moderate(args: &ModerateArgs) -> anyhow::Result<()> {
     let store = open(&args.db.database_url)?;
     let hour = parse_due_time(&args.hour)?;
-    let policy = Policy::new(
-        args.policy.approval_probability,
-        args.policy.rt_lmp_base,
-        args.policy.rt_lmp_variance,
-    )?;
-    let report = scheduler::moderate_due_time(
+    // The same policy and price source as a server started with these flags would use.
+    let moderator = args.market.build(&args.policy)?;
+    let report = scheduler::moderate_due_time_with(
         &store,
-        &policy,
+        &moderator,
         args.policy.moderation_seed,
         hour,
         "cli:moderate",

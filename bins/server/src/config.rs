@@ -151,6 +151,9 @@ pub struct ModerateArgs {
     /// Moderation policy.
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Policy kind and price source, as the server takes them.
+    #[command(flatten)]
+    pub market: crate::market_config::MarketArgs,
     /// Print JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -271,14 +274,6 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HTTP_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
-}
-
-impl ServeArgs {
-    /// The check interval as a duration (at least 10 ms).
-    pub fn check_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.check_interval_secs.clamp(0.01, 86_400.0))
-    }
-}
     /// A web origin (`scheme://host[:port]`) allowed to send state-changing requests besides
     /// loopback ones (`http://localhost:3000` and the like are always allowed); repeatable,
     /// or comma-separated in the environment variable.
@@ -293,6 +288,14 @@ impl ServeArgs {
     /// environment variable. Protects against DNS rebinding.
     #[arg(long = "allowed-host", env = "ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The check interval as a duration (at least 10 ms).
+    pub fn check_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.check_interval_secs.clamp(0.01, 86_400.0))
+    }
+}
 
 // Value parsers: every numeric flag is checked when it is parsed, so a bad value is one line
 // from clap and a non-zero exit, never a panic or a silently clamped setting later.

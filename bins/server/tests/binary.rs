@@ -184,6 +184,30 @@ fn cli_seed_orders_moderate_and_clean() {
         table.contains("PENDING") && table.contains("5 orders shown"),
         "{table}"
     );
+    // The tool takes the server's policy and price-source flags: a missing price file is a
+    // one-line error before anything is moderated.
+    let refused = Command::new(BIN)
+        .args([
+            "moderate",
+            "--database-url",
+            db,
+            "--hour",
+            "2031-01-01T00:00:00Z",
+        ])
+        .args([
+            "--policy",
+            "clearing",
+            "--price-source",
+            "file:/nonexistent/prices.csv",
+        ])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("/nonexistent/prices.csv"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let moderated = run(&[
         "moderate",
         "--database-url",

@@ -9,6 +9,7 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
+use diesel_migrations::MigrationHarness;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -141,8 +142,17 @@ pub fn write_tx<T>(
     f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
     on_backend!(&mut *conn, c => B::begin_write(c))?;
-    // The derived transaction manager delegates to the inner connection's, which now knows a
-    // transaction is open, so commit and rollback below issue the matching statements.
+    finish_tx(conn, f)
+}
+
+/// Runs `f` inside the transaction the caller has just begun on `conn`, then commits it, or
+/// rolls it back on error or panic. The derived transaction manager delegates to the inner
+/// connection's, which knows a transaction is open, so commit and rollback issue the matching
+/// statements.
+pub(crate) fn finish_tx<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     match catch_unwind(AssertUnwindSafe(|| f(conn))) {
         Ok(Ok(value)) => {
             DbConnection::commit_transaction(conn)?;
@@ -157,6 +167,31 @@ pub fn write_tx<T>(
             resume_unwind(panic)
         }
     }
+}
+
+/// The embedded migrations of one backend, oldest first, each with whether it is applied.
+/// Reading the applied list creates diesel's bookkeeping table on a database never migrated.
+pub(crate) fn migration_states<DB: diesel::backend::Backend>(
+    conn: &mut impl MigrationHarness<DB>,
+    embedded: &diesel_migrations::EmbeddedMigrations,
+) -> Result<Vec<MigrationState>, StorageError> {
+    use diesel::migration::MigrationSource;
+    let failed =
+        |e: Box<dyn std::error::Error + Send + Sync>| StorageError::Migration(e.to_string());
+    let applied: std::collections::HashSet<String> = conn
+        .applied_migrations()
+        .map_err(failed)?
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect();
+    let all = MigrationSource::<DB>::migrations(embedded).map_err(failed)?;
+    Ok(all
+        .iter()
+        .map(|m| MigrationState {
+            name: m.name().to_string(),
+            applied: applied.contains(&m.name().version().to_string()),
+        })
+        .collect())
 }
 
 /// Pool settings.

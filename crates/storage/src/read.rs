@@ -8,7 +8,6 @@ use crate::schema::{order_events, orders};
 use crate::store::{naive, Store};
 use ::orders::{Order, OrderEvent, OrderStatus, Pnl, Side};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::connection::TransactionManager;
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -166,20 +165,7 @@ impl Store {
         let mut conn = self.checkout()?;
         let conn = &mut *conn;
         on_backend!(&mut *conn, c => B::begin_read(c))?;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
-            Ok(Ok(value)) => {
-                DbConnection::commit_transaction(conn)?;
-                Ok(value)
-            }
-            Ok(Err(e)) => {
-                let _ = DbConnection::rollback_transaction(conn);
-                Err(e)
-            }
-            Err(panic) => {
-                let _ = DbConnection::rollback_transaction(conn);
-                std::panic::resume_unwind(panic)
-            }
-        }
+        crate::connection::finish_tx(conn, f)
     }
 
     /// The original system's listing: open (PENDING) and closed (everything else) orders,

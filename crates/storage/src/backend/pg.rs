@@ -208,22 +208,7 @@ impl Pg {
     pub(crate) fn migration_status(
         conn: &mut PgConnection,
     ) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
-        use diesel::migration::MigrationSource;
-        let applied: HashSet<String> = conn
-            .applied_migrations()
-            .map_err(|e| StorageError::Migration(e.to_string()))?
-            .into_iter()
-            .map(|v| v.to_string())
-            .collect();
-        let all = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
-        Ok(all
-            .iter()
-            .map(|m| crate::connection::MigrationState {
-                name: m.name().to_string(),
-                applied: applied.contains(&m.name().version().to_string()),
-            })
-            .collect())
+        crate::connection::migration_states(conn, &MIGRATIONS)
     }
 }
 

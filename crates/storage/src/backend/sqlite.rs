@@ -203,21 +203,6 @@ impl Sqlite {
     pub(crate) fn migration_status(
         conn: &mut SqliteConnection,
     ) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
-        use diesel::migration::MigrationSource;
-        let applied: HashSet<String> = conn
-            .applied_migrations()
-            .map_err(|e| StorageError::Migration(e.to_string()))?
-            .into_iter()
-            .map(|v| v.to_string())
-            .collect();
-        let all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
-            .map_err(|e| StorageError::Migration(e.to_string()))?;
-        Ok(all
-            .iter()
-            .map(|m| crate::connection::MigrationState {
-                name: m.name().to_string(),
-                applied: applied.contains(&m.name().version().to_string()),
-            })
-            .collect())
+        crate::connection::migration_states(conn, &MIGRATIONS)
     }
 }

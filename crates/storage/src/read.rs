@@ -1,6 +1,6 @@
 //! Reading orders and their history: one order, listings, the event log, P&L totals.
 
-use crate::backend::{on_backend, Backend};
+use crate::backend::{claimable_sql, closed_sql, on_backend, parked_sql, Backend};
 use crate::connection::DbConnection;
 use crate::error::StorageError;
 use crate::models::{EventRow, OrderRow, ORDER_COLUMNS};
@@ -10,7 +10,7 @@ use ::orders::{Order, OrderEvent, OrderStatus, Pnl, Side};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::{count_star, sql};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Bool};
 use serde::Serialize;
 
 /// Filters for [`Store::list_orders`].
@@ -271,10 +271,26 @@ pub(crate) fn decode_all(rows: Vec<OrderRow>) -> Result<Vec<Order>, StorageError
 }
 
 /// Totals over all orders (optionally of one location): counts by state and exact P&L.
+///
+/// Two queries, each through a partial index, so neither reads the other's rows: the open
+/// count over the claimable and parked indexes (index-only without a location), and the closed
+/// counts and P&L over the closed-orders index. Callers wanting one snapshot run this inside
+/// [`Store::read_snapshot`].
 pub(crate) fn pnl_totals(
     conn: &mut DbConnection,
     location: Option<&str>,
 ) -> Result<PnlTotals, StorageError> {
+    let mut open = 0;
+    for predicate in [claimable_sql(), parked_sql()] {
+        let mut q = orders::table
+            .filter(sql::<Bool>(predicate))
+            .select(count_star())
+            .into_boxed();
+        if let Some(loc) = location {
+            q = q.filter(orders::location.eq(loc.to_string()));
+        }
+        open += q.first::<i64>(conn)?;
+    }
     // (lmp - limit) * qty * sign, summed in BIGINT: cents × thousandths of a MWh.
     let pnl_sql = "CAST(COALESCE(SUM(CASE WHEN status IN ('APPROVED', 'CLEARED') \
         AND approval_rt_lmp_cents IS NOT NULL THEN (approval_rt_lmp_cents - limit_price_cents) \
@@ -283,9 +299,9 @@ pub(crate) fn pnl_totals(
         format!("CAST(COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0) AS BIGINT)")
     };
     let mut q = orders::table
+        .filter(sql::<Bool>(closed_sql()))
         .select((
-            sql::<BigInt>(&count_of("status = 'PENDING'")),
-            sql::<BigInt>(&count_of("status <> 'PENDING'")),
+            count_star(),
             sql::<BigInt>(&count_of("status IN ('APPROVED', 'CLEARED')")),
             sql::<BigInt>(&count_of("status = 'REJECTED'")),
             sql::<BigInt>(&count_of("status = 'CANCELLED'")),
@@ -295,8 +311,8 @@ pub(crate) fn pnl_totals(
     if let Some(loc) = location {
         q = q.filter(orders::location.eq(loc.to_string()));
     }
-    let (open, closed, approved, rejected, cancelled, pnl) =
-        q.first::<(i64, i64, i64, i64, i64, i64)>(conn)?;
+    let (closed, approved, rejected, cancelled, pnl) =
+        q.first::<(i64, i64, i64, i64, i64)>(conn)?;
     Ok(PnlTotals {
         open_count: open,
         closed_count: closed,
@@ -319,9 +335,11 @@ pub(crate) fn fetch_orders(
         .order(orders::id.desc())
         .limit(limit_open)
         .into_boxed();
+    // Through the closed-orders index: `status <> ...` as a bound parameter would walk the id
+    // index past every pending order.
     let mut closed = orders::table
         .select(ORDER_COLUMNS)
-        .filter(orders::status.ne(OrderStatus::Pending.as_str()))
+        .filter(sql::<Bool>(closed_sql()))
         .order(orders::id.desc())
         .limit(limit_closed)
         .into_boxed();

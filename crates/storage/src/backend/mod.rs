@@ -113,6 +113,12 @@ pub(crate) fn claimable_sql() -> &'static str {
     })
 }
 
+/// Closed (no longer pending) orders, spelled to match the partial index `orders_closed`.
+pub(crate) fn closed_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("status <> '{}'", ::orders::OrderStatus::Pending.as_str()))
+}
+
 /// Parked orders, spelled to match the partial index `orders_parked`.
 pub(crate) fn parked_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -144,14 +144,62 @@ impl Store {
         if news.is_empty() {
             return Ok(Vec::new());
         }
-        let attempt = || self.write(|c| insert_batch_in(c, news, idempotency, actor));
-        match attempt() {
+        // Everything but the lookup and the inserts is prepared before the write starts:
+        // SQLite's writers take turns, so work done inside holds up every other writer.
+        let now = truncate_ms(Utc::now());
+        let ids: Vec<String> = news
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let keys: Vec<String> = match idempotency {
+            Some(idem) => (0..news.len()).map(|i| batch_key(idem.key, i)).collect(),
+            None => Vec::new(),
+        };
+        let pairs: Vec<(&str, &NewOrder)> = ids.iter().map(String::as_str).zip(news).collect();
+        let key_of = |i: usize| {
+            idempotency.and_then(|idem| {
+                keys.get(i).map(|key| Idempotency {
+                    key,
+                    request_hash: idem.request_hash,
+                })
+            })
+        };
+        let (rows, events) = rows_of(&pairs, now, key_of, actor);
+        // `Some(orders)`: an earlier batch under this key; `None`: this one was written.
+        let attempt = || {
+            self.write(|c| {
+                if let Some(idem) = idempotency {
+                    if let Some(existing) = find_batch(c, idem, news.len())? {
+                        return Ok(Some(existing));
+                    }
+                }
+                write_rows(c, &rows, &events)?;
+                Ok(None)
+            })
+        };
+        let outcome = match attempt() {
             Err(StorageError::Query(DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation,
                 _,
             ))) if idempotency.is_some() => attempt(),
             other => other,
-        }
+        }?;
+        Ok(match outcome {
+            Some(existing) => existing
+                .into_iter()
+                .map(|order| Inserted {
+                    order,
+                    created: false,
+                })
+                .collect(),
+            None => pairs
+                .iter()
+                .map(|(id, new)| Inserted {
+                    order: as_stored(id.to_string(), new, now),
+                    created: true,
+                })
+                .collect(),
+        })
     }
 
     /// Stores many PENDING orders at once (seeding, benchmarks), with their creation events.
@@ -189,57 +237,6 @@ impl Store {
 /// The stored key of row `index` of a batch created under `key`.
 fn batch_key(key: &str, index: usize) -> String {
     format!("{key}\u{1f}{index}")
-}
-
-fn insert_batch_in(
-    conn: &mut DbConnection,
-    news: &[NewOrder],
-    idempotency: Option<Idempotency<'_>>,
-    actor: &str,
-) -> Result<Vec<Inserted>, StorageError> {
-    if let Some(idem) = idempotency {
-        if let Some(existing) = find_batch(conn, idem, news.len())? {
-            return Ok(existing
-                .into_iter()
-                .map(|order| Inserted {
-                    order,
-                    created: false,
-                })
-                .collect());
-        }
-    }
-    let now = truncate_ms(Utc::now());
-    let ids: Vec<String> = news
-        .iter()
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    let keys: Vec<String> = match idempotency {
-        Some(idem) => (0..news.len()).map(|i| batch_key(idem.key, i)).collect(),
-        None => Vec::new(),
-    };
-    let pairs: Vec<(&str, &NewOrder)> = ids.iter().map(String::as_str).zip(news).collect();
-    insert_rows_keyed(
-        conn,
-        &pairs,
-        now,
-        |i| {
-            idempotency.and_then(|idem| {
-                keys.get(i).map(|key| Idempotency {
-                    key,
-                    request_hash: idem.request_hash,
-                })
-            })
-        },
-        actor,
-    )?;
-    Ok(ids
-        .into_iter()
-        .zip(news)
-        .map(|(id, new)| Inserted {
-            order: as_stored(id, new, now),
-            created: true,
-        })
-        .collect())
 }
 
 /// The orders of an earlier batch under this key, in its input order; `None` if the key is
@@ -339,8 +336,7 @@ fn insert_rows(
     insert_rows_keyed(conn, news, now, |_| idempotency, actor)
 }
 
-/// Inserts orders and their creation events, row `i` under the key `key_of(i)` (multi-row
-/// inserts run on the inner connection: they do not compile on the enum).
+/// Inserts orders and their creation events, row `i` under the key `key_of(i)`.
 fn insert_rows_keyed<'k>(
     conn: &mut DbConnection,
     news: &[(&str, &NewOrder)],
@@ -348,7 +344,18 @@ fn insert_rows_keyed<'k>(
     key_of: impl Fn(usize) -> Option<Idempotency<'k>>,
     actor: &str,
 ) -> Result<(), StorageError> {
-    let rows: Vec<NewOrderRow<'_>> = news
+    let (rows, events) = rows_of(news, now, key_of, actor);
+    write_rows(conn, &rows, &events)
+}
+
+/// The rows [`write_rows`] stores for these orders, row `i` under the key `key_of(i)`.
+fn rows_of<'a, 'k: 'a>(
+    news: &'a [(&'a str, &'a NewOrder)],
+    now: DateTime<Utc>,
+    key_of: impl Fn(usize) -> Option<Idempotency<'k>>,
+    actor: &'a str,
+) -> (Vec<NewOrderRow<'a>>, Vec<NewEventRow<'a>>) {
+    let rows: Vec<NewOrderRow<'a>> = news
         .iter()
         .enumerate()
         .map(|(i, (id, o))| (key_of(i), id, o))
@@ -367,7 +374,7 @@ fn insert_rows_keyed<'k>(
             request_hash: idempotency.map(|i| i.request_hash),
         })
         .collect();
-    let events: Vec<NewEventRow<'_>> = news
+    let events: Vec<NewEventRow<'a>> = news
         .iter()
         .map(|(id, o)| NewEventRow {
             order_id: id,
@@ -382,5 +389,14 @@ fn insert_rows_keyed<'k>(
             .to_string(),
         })
         .collect();
-    on_backend!(conn, c => B::insert_rows(c, &rows, &events))
+    (rows, events)
+}
+
+/// Executes the multi-row inserts (on the inner connection: they do not compile on the enum).
+fn write_rows(
+    conn: &mut DbConnection,
+    rows: &[NewOrderRow<'_>],
+    events: &[NewEventRow<'_>],
+) -> Result<(), StorageError> {
+    on_backend!(conn, c => B::insert_rows(c, rows, events))
 }

@@ -460,11 +460,12 @@ pub async fn create_orders_batch(
     let earliest = news.iter().map(NewOrder::hour_start_utc).min();
     let store = state.store.clone();
     let inserted = blocking(move || {
-        let hash = batch_fingerprint(&news);
-        let idem = key.as_deref().map(|key| Idempotency {
-            key,
-            request_hash: &hash,
-        });
+        // Digested only under a key: a keyless batch has nothing to compare it with.
+        let hash = key.as_ref().map(|_| batch_fingerprint(&news));
+        let idem = key
+            .as_deref()
+            .zip(hash.as_deref())
+            .map(|(key, request_hash)| Idempotency { key, request_hash });
         Ok(store.insert_batch(&news, idem, "api")?)
     })
     .await?;

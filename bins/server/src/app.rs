@@ -113,6 +113,9 @@ impl Application {
             events,
             metrics: Arc::clone(&metrics),
             site: middleware::SiteGuard::new(&args.allowed_hosts, &args.allowed_origins),
+            positions: Arc::new(crate::snapshot_cache::SnapshotCache::new(
+                Duration::from_secs(1),
+            )),
         });
         let readiness = web::Data::new(crate::routes::health::Readiness {
             unready_after: Duration::from_secs(args.unready_after_secs),

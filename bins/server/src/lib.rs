@@ -31,4 +31,5 @@ pub mod openapi;
 pub mod query;
 pub mod retention;
 pub mod routes;
+pub mod snapshot_cache;
 pub mod state;

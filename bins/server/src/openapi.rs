@@ -50,9 +50,9 @@ impl Modify for AdminToken {
         (path = "/api/v1", api = HealthApi),
         (path = "/api/v1", api = OrdersApi),
         (path = "/api/v1", api = EventsApi),
-        (path = "/api/v1", api = crate::routes::market::MarketApi),
         (path = "/api/v1", api = crate::routes::parked::ParkedApi),
         (path = "/api/v1", api = crate::routes::retention::RetentionApi),
+        (path = "/api/v1", api = crate::routes::market::MarketApi),
     ),
     modifiers(&AdminToken)
 )]

@@ -31,6 +31,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Which hosts and origins may send state-changing requests.
     pub site: SiteGuard,
+    /// Positions answers shared between callers for up to a second (their totals count the
+    /// whole book).
+    pub positions: Arc<crate::snapshot_cache::SnapshotCache<crate::routes::orders::PositionsReply>>,
 }
 
 impl AppState {

@@ -14,6 +14,7 @@ use ::orders::{
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use storage::{Idempotency, ManualChange, OrderFilter, OrderPage, PnlTotals};
 use utoipa::openapi::schema::{ArrayBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
@@ -149,6 +150,9 @@ pub struct OrderDetail {
 /// Open and closed positions with their P&L, and totals over every order of the filter.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PositionsReply {
+    /// When the rows and totals were read (one snapshot); an answer is shared between callers
+    /// for up to a second.
+    pub as_of: String,
     /// Orders no longer pending, newest first.
     pub closed: Vec<Position>,
     /// Pending orders, newest first.
@@ -607,6 +611,8 @@ pub async fn positions(
         .map(Location::parse)
         .transpose()?;
     let store = state.store.clone();
+    let cache = Arc::clone(&state.positions);
+    let key = format!("{limit}|{}", location.as_ref().map_or("", |l| l.as_str()));
     let as_positions = |orders: Vec<Order>| -> Vec<Position> {
         orders
             .into_iter()
@@ -617,15 +623,19 @@ pub async fn positions(
             .collect()
     };
     let reply = blocking(move || {
-        // Rows and totals from one snapshot, so the totals describe the listed book.
-        let (open, closed, totals) =
-            store.positions(limit, location.as_ref().map(Location::as_str))?;
-        Ok(PositionsReply {
-            closed: as_positions(closed),
-            open: as_positions(open),
-            totals: totals.into(),
-        })
+        Ok(cache.get_or_compute(&key, || {
+            let as_of = orders::format_ms(&chrono::Utc::now());
+            // Rows and totals from one snapshot, so the totals describe the listed book.
+            let (open, closed, totals) =
+                store.positions(limit, location.as_ref().map(Location::as_str))?;
+            Ok::<_, ApiError>(PositionsReply {
+                as_of,
+                closed: as_positions(closed),
+                open: as_positions(open),
+                totals: totals.into(),
+            })
+        })?)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(reply))
+    Ok(HttpResponse::Ok().json(&*reply))
 }

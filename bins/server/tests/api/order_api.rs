@@ -125,7 +125,7 @@ async fn positions_total_exact_pnl(backend: Backend) {
     }
     app.post_json("/api/v1/orders", json!({"side": "BUY", "qty_mwh": 1, "limit_price": 1, "hour_start_utc": "2031-05-05T00:00:00Z"})).await;
     let p = app.get("/api/v1/positions").await;
-    assert_keys(&p.json, &["open", "closed", "totals"]);
+    assert_keys(&p.json, &["as_of", "open", "closed", "totals"]);
     // 0.03 * 0.333 = 0.00999; -(0.03 * 1.5) = -0.045; -0.5 * 10 = -5  → -5.03501
     assert_eq!(p.json["totals"]["total_pnl"], -5.03501);
     assert_eq!(p.json["totals"]["approved_count"], 3);
@@ -142,6 +142,19 @@ async fn positions_total_exact_pnl(backend: Backend) {
         "{pnls:?}"
     );
     assert_eq!(p.json["open"][0]["pnl"], 0.0);
+    // The answer (one snapshot) is shared for up to a second: a create right after it is not
+    // in the next answer yet, and is once the second has passed.
+    app.post_json("/api/v1/orders", json!({"side": "SELL", "qty_mwh": 1, "limit_price": 1, "hour_start_utc": "2031-05-05T00:00:00Z"})).await;
+    let again = app.get("/api/v1/positions").await;
+    assert_eq!(
+        again.json["as_of"], p.json["as_of"],
+        "shared within the second"
+    );
+    assert_eq!(again.json["totals"]["open_count"], 1);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let fresh = app.get("/api/v1/positions").await;
+    assert_ne!(fresh.json["as_of"], p.json["as_of"]);
+    assert_eq!(fresh.json["totals"]["open_count"], 2, "{}", fresh.json);
 }
 
 app_tests!(

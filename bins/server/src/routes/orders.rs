@@ -623,7 +623,7 @@ pub async fn positions(
             .collect()
     };
     let reply = blocking(move || {
-        Ok(cache.get_or_compute(&key, || {
+        cache.get_or_compute(&key, || {
             let as_of = orders::format_ms(&chrono::Utc::now());
             // Rows and totals from one snapshot, so the totals describe the listed book.
             let (open, closed, totals) =
@@ -634,7 +634,7 @@ pub async fn positions(
                 open: as_positions(open),
                 totals: totals.into(),
             })
-        })?)
+        })
     })
     .await?;
     Ok(HttpResponse::Ok().json(&*reply))

@@ -2,22 +2,58 @@
 //! `POST /api/v1/scheduler/start` until no order is pending; then, on a copy of the same rows,
 //! the set-based UPDATE that is the database's limit. Also the scale-out runs (several servers
 //! on one Postgres database).
+//!
+//! Two books (issue 14 item 3): *sequential*, whose ids (creation order) run in due order so
+//! that each batch touches the primary key's pages in sequence, and *realistic*, a day-ahead
+//! book created over time for tomorrow's hours: ids still in creation order, due times drawn
+//! independently of it, and `GET /api/v1/scheduler/status` polled every 50 ms during the drain
+//! as a dashboard would.
 
 use crate::db::{Backend, BenchDb, DbConfig};
 use crate::server::{Server, ServerConfig};
 use anyhow::{bail, Result};
 use chrono::{Duration as ChronoDuration, Utc};
+use rand::RngExt;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::bench_support::{
-    any_pending, baseline_events, baseline_update, load_orders, moderation_counts, settle,
+    any_pending, baseline_events, baseline_update, load_orders, load_orders_due_at,
+    moderation_counts, settle,
 };
+
+/// How the loaded book's due times relate to its creation (id) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Book {
+    /// Ids in due order (the original case).
+    Sequential,
+    /// Due times independent of id order; the status endpoint polled every 50 ms.
+    Realistic,
+}
+
+impl Book {
+    /// The label in tables and targets.
+    pub fn name(self) -> &'static str {
+        match self {
+            Book::Sequential => "sequential",
+            Book::Realistic => "realistic",
+        }
+    }
+}
 
 /// One catch-up run.
 #[derive(Debug, Clone, Serialize)]
 pub struct CatchupRun {
     /// Orders drained.
     pub orders: usize,
+    /// Which book was loaded.
+    pub book: Book,
+    /// Answers of `GET /api/v1/scheduler/status` during the drain (realistic book only).
+    pub status_polls: usize,
+    /// Of those, answers that were not 2xx or failed.
+    pub status_errors: usize,
     /// Server processes sharing the work.
     pub servers: usize,
     /// Seconds from the start command until nothing was pending.
@@ -43,12 +79,30 @@ pub struct CatchupRun {
 }
 
 /// Loads `n` orders due over the past hour into a fresh database and settles it.
-fn prepared(backend: Backend, cfg: &DbConfig, n: usize) -> Result<(BenchDb, storage::Store, f64)> {
+fn prepared(
+    backend: Backend,
+    cfg: &DbConfig,
+    n: usize,
+    book: Book,
+) -> Result<(BenchDb, storage::Store, f64)> {
     let db = BenchDb::create(backend, cfg)?;
     let store = db.open()?;
     let t = Instant::now();
     let first_due = Utc::now() - ChronoDuration::hours(1);
-    load_orders(&store, n, first_due, ChronoDuration::minutes(59), "api")?;
+    let span = ChronoDuration::minutes(59);
+    match book {
+        Book::Sequential => {
+            load_orders(&store, n, first_due, span, "api")?;
+        }
+        Book::Realistic => {
+            let mut rng = rand::rng();
+            let span_ms = span.num_milliseconds();
+            let dues: Vec<_> = (0..n)
+                .map(|_| first_due + ChronoDuration::milliseconds(rng.random_range(0..span_ms)))
+                .collect();
+            load_orders_due_at(&store, &dues, "api")?;
+        }
+    }
     settle(&store)?;
     Ok((db, store, t.elapsed().as_secs_f64()))
 }
@@ -62,8 +116,9 @@ pub fn run(
     n: usize,
     servers: usize,
     limit: bool,
+    book: Book,
 ) -> Result<CatchupRun> {
-    let (db, store, load_s) = prepared(backend, cfg, n)?;
+    let (db, store, load_s) = prepared(backend, cfg, n, book)?;
     let copy = if limit {
         Some(db.copy(store, cfg)?)
     } else {
@@ -78,6 +133,7 @@ pub fn run(
     // Each poll is a query on the database being drained: rarely enough to cost it little
     // (one index probe per poll), often enough to be well under 1 % of the drain time.
     let poll = Duration::from_millis(if n >= 50_000 { 50 } else { 5 });
+    let poller = (book == Book::Realistic).then(|| StatusPoller::start(&procs[0].base));
     let started = Instant::now();
     for p in &procs {
         p.post("/api/v1/scheduler/start")?;
@@ -92,6 +148,7 @@ pub fn run(
         std::thread::sleep(poll);
     }
     let drain_s = started.elapsed().as_secs_f64();
+    let (status_polls, status_errors) = poller.map_or((0, 0), StatusPoller::finish);
     let mut peak_rss_mib: f64 = 0.0;
     for p in &procs {
         peak_rss_mib = peak_rss_mib.max(p.peak_rss_mib()?);
@@ -118,6 +175,9 @@ pub fn run(
     }
     Ok(CatchupRun {
         orders: n,
+        book,
+        status_polls,
+        status_errors,
         servers: servers.max(1),
         drain_s,
         orders_per_s: n as f64 / drain_s,
@@ -132,4 +192,63 @@ pub fn run(
         load_s,
         loadavg_1m: crate::stats::loadavg_1m(),
     })
+}
+
+/// A dashboard's view of the drain: `GET /api/v1/scheduler/status` every 50 ms on its own
+/// thread, counting answers and failures.
+struct StatusPoller {
+    stop: Arc<AtomicBool>,
+    answers: Arc<AtomicUsize>,
+    errors: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StatusPoller {
+    fn start(base: &str) -> StatusPoller {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(AtomicUsize::new(0));
+        let url = format!("{base}/api/v1/scheduler/status");
+        let thread = {
+            let (stop, answers, errors) = (stop.clone(), answers.clone(), errors.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let Ok(client) = client else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    match client.get(&url).send() {
+                        Ok(r) if r.status().is_success() => {
+                            // Read the body, as a dashboard would.
+                            let _ = r.bytes();
+                            answers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        StatusPoller {
+            stop,
+            answers,
+            errors,
+            thread,
+        }
+    }
+
+    /// Stops polling; returns (answers, failures).
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        (
+            self.answers.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
 }

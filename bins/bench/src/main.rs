@@ -21,6 +21,7 @@ mod server;
 mod stats;
 
 use anyhow::{bail, Result};
+use catchup::Book;
 use clap::{Parser, Subcommand};
 use db::{Backend, DbConfig};
 use report::Report;
@@ -119,6 +120,8 @@ enum What {
     Catchup,
     /// Lateness of moderation: (a) spread over a window, (b) a burst at one instant.
     Lateness,
+    /// Lateness (b) alone: the burst at one instant (issue 14 item 6).
+    Burst,
     /// Create throughput and latency on both create routes.
     Http,
     /// Catch-up with 1 and with 3 server processes on one Postgres database.
@@ -266,26 +269,33 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
     };
     if wants(What::Catchup) {
         for &backend in &plan.backends {
-            for &n in &plan.orders {
-                let mut runs = Vec::new();
-                for k in 0..plan.runs {
-                    eprintln!(
-                        "catch-up {} n={n} run {}/{}",
-                        backend.name(),
-                        k + 1,
-                        plan.runs
-                    );
-                    let r = catchup::run(backend, &db_cfg, &server_cfg, n, 1, true)?;
-                    eprintln!(
-                        "  drained in {:.3} s ({:.0}/s, peak RSS {:.1} MiB); limit UPDATE {:.3} s",
-                        r.drain_s,
-                        r.orders_per_s,
-                        r.peak_rss_mib,
-                        r.limit_update_s.unwrap_or(f64::NAN)
-                    );
-                    runs.push(r);
+            for book in [Book::Sequential, Book::Realistic] {
+                for &n in &plan.orders {
+                    let mut runs = Vec::new();
+                    for k in 0..plan.runs {
+                        eprintln!(
+                            "catch-up {} {} book n={n} run {}/{}",
+                            backend.name(),
+                            book.name(),
+                            k + 1,
+                            plan.runs
+                        );
+                        let r = catchup::run(backend, &db_cfg, &server_cfg, n, 1, true, book)?;
+                        eprintln!(
+                            "  drained in {:.3} s ({:.0}/s, peak RSS {:.1} MiB); limit UPDATE \
+                             {:.3} s + history INSERT {:.3} s; {} status polls ({} failed)",
+                            r.drain_s,
+                            r.orders_per_s,
+                            r.peak_rss_mib,
+                            r.limit_update_s.unwrap_or(f64::NAN),
+                            r.limit_events_s.unwrap_or(f64::NAN),
+                            r.status_polls,
+                            r.status_errors
+                        );
+                        runs.push(r);
+                    }
+                    report.add_catchup(backend, n, runs);
                 }
-                report.add_catchup(backend, n, runs);
             }
         }
     }
@@ -331,6 +341,28 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                 burst.push(r);
             }
             report.add_lateness(backend, spread, burst, cli.rate);
+        }
+    }
+    if what == What::Burst {
+        for &backend in &plan.backends {
+            let mut burst = Vec::new();
+            for k in 0..plan.runs {
+                eprintln!(
+                    "lateness {} burst n={}, run {}/{}",
+                    backend.name(),
+                    plan.burst_orders,
+                    k + 1,
+                    plan.runs
+                );
+                let r =
+                    lateness::burst(backend, &db_cfg, &server_cfg, plan.burst_orders, plan.lead)?;
+                eprintln!(
+                    "  p50 {} ms, p99 {} ms, max (the last) {} ms",
+                    r.p50_ms, r.p99_ms, r.max_ms
+                );
+                burst.push(r);
+            }
+            report.add_lateness(backend, Vec::new(), burst, cli.rate);
         }
     }
     if wants(What::Http) {
@@ -383,6 +415,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                         plan.scaleout_orders,
                         servers,
                         false,
+                        Book::Sequential,
                     )?;
                     eprintln!("  drained in {:.3} s ({:.0}/s)", r.drain_s, r.orders_per_s);
                     runs.push(r);

@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 pub struct CatchupEntry {
     backend: Backend,
     orders: usize,
+    book: crate::catchup::Book,
     orders_per_s: Option<Summary>,
     drain_s: Option<Summary>,
     peak_rss_mib: Option<Summary>,
@@ -151,6 +152,9 @@ impl Report {
         self.catchup.push(CatchupEntry {
             backend,
             orders,
+            book: runs
+                .first()
+                .map_or(crate::catchup::Book::Sequential, |r| r.book),
             orders_per_s: summarise(&runs, |r| r.orders_per_s),
             drain_s: summarise(&runs, |r| r.drain_s),
             peak_rss_mib: summarise(&runs, |r| r.peak_rss_mib),
@@ -227,9 +231,15 @@ impl Report {
         });
     }
 
-    /// Whether any HTTP request failed (create load, or the read load of lateness (c)).
+    /// Whether any HTTP request failed (create load, status polls during a realistic catch-up,
+    /// or the read load of lateness (c)).
     pub fn has_errors(&self) -> bool {
-        self.http.iter().any(|h| h.errors > 0) || self.realtime_errors()
+        self.http.iter().any(|h| h.errors > 0)
+            || self
+                .catchup
+                .iter()
+                .any(|c| c.runs.iter().any(|r| r.status_errors > 0))
+            || self.realtime_errors()
     }
 
     /// Evaluates the targets against the medians.
@@ -247,12 +257,12 @@ impl Report {
             let largest = self
                 .catchup
                 .iter()
-                .filter(|o| o.backend == c.backend)
+                .filter(|o| o.backend == c.backend && o.book == c.book)
                 .all(|o| o.orders <= c.orders);
             if !largest {
                 continue;
             }
-            let name = c.backend.name();
+            let name = format!("{} {} book", c.backend.name(), c.book.name());
             match (c.backend, c.orders_per_s, c.ratio_vs_limit) {
                 (Backend::Sqlite, Some(r), _) => add(
                     format!("catch-up {name} {} orders", c.orders),
@@ -288,6 +298,17 @@ impl Report {
                 );
             }
             if let Some(max) = l.burst_max_ms {
+                // Issue 14 item 6: a fixed bound, whatever the catch-up rate.
+                let bound = match l.backend {
+                    Backend::Sqlite => 50.0,
+                    Backend::Postgres => 100.0,
+                };
+                add(
+                    format!("burst lateness {name} last of {}", l.burst_orders),
+                    format!("{:.0} ms", max.median),
+                    format!("<= {bound:.0} ms"),
+                    max.median <= bound,
+                );
                 match l.burst_rate {
                     Some(rate) => {
                         let bound = l.burst_orders as f64 / rate * 1000.0 + 20.0;
@@ -343,8 +364,9 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "{:<9} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
+                "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
                 "db",
+                "book",
                 "orders",
                 "ours orders/s",
                 "ours drain s",
@@ -356,8 +378,9 @@ impl Report {
             for c in &self.catchup {
                 let _ = writeln!(
                     t,
-                    "{:<9} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
+                    "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
                     c.backend.name(),
+                    c.book.name(),
                     c.orders,
                     show(c.orders_per_s, 0),
                     show(c.drain_s, 3),

@@ -20,10 +20,10 @@
 pub mod app;
 pub mod cli;
 pub mod config;
-pub mod market_config;
 pub mod error;
 pub mod events;
 pub mod logging;
+pub mod market_config;
 pub mod metrics;
 pub mod middleware;
 pub mod observer;

@@ -174,7 +174,10 @@ mod tests {
             method: "GET".into(),
             path: DOCUMENT_PATH.into()
         }));
-        assert_eq!(route_list().len(), documented.len() + DASHBOARD_ROUTES.len());
+        assert_eq!(
+            route_list().len(),
+            documented.len() + DASHBOARD_ROUTES.len()
+        );
     }
 
     #[test]

@@ -200,6 +200,83 @@ fn load_sqlite(
     Ok(n)
 }
 
+/// Bulk-loads one PENDING order per entry of `dues`, in that order: row `i` is created `i`th
+/// (its UUIDv7 id sorts after row `i - 1`'s) and falls due at `dues[i]`, so the caller decides
+/// how due order relates to creation order (a real day-ahead book: not at all). Each order
+/// gets its creation event by `actor`; one transaction, both databases through the same
+/// multi-row inserts. Returns how many were written.
+pub fn load_orders_due_at(
+    store: &Store,
+    dues: &[DateTime<Utc>],
+    actor: &str,
+) -> Result<usize, StorageError> {
+    let shapes = shapes()?;
+    let now = truncate_ms(Utc::now());
+    let mut conn = store.conn()?;
+    write_tx(&mut conn, |c| {
+        let mut start = 0usize;
+        while start < dues.len() {
+            let end = (start + SQLITE_ROWS_PER_INSERT).min(dues.len());
+            let ids: Vec<String> = (start..end)
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect();
+            let rows: Vec<NewOrderRow<'_>> = ids
+                .iter()
+                .zip(start..end)
+                .map(|(id, i)| {
+                    let shape = &shapes[i % shapes.len()];
+                    NewOrderRow {
+                        id,
+                        created_at: naive(now),
+                        market: ::orders::Market::Da.as_str(),
+                        location_type: LocationType::Zone.as_str(),
+                        location: Location::DEFAULT,
+                        hour_start_utc: naive(truncate_ms(dues[i])),
+                        side: shape.side,
+                        qty_milli_mwh: shape.qty_milli,
+                        limit_price_cents: shape.price_cents,
+                        status: OrderStatus::Pending.as_str(),
+                        idempotency_key: None,
+                        request_hash: None,
+                    }
+                })
+                .collect();
+            let events: Vec<NewEventRow<'_>> = ids
+                .iter()
+                .zip(start..end)
+                .map(|(id, i)| NewEventRow {
+                    order_id: id,
+                    from_status: None,
+                    to_status: OrderStatus::Pending.as_str(),
+                    at: naive(now),
+                    actor,
+                    details: shapes[i % shapes.len()].details.clone(),
+                })
+                .collect();
+            match c {
+                DbConnection::Pg(pg) => {
+                    diesel::insert_into(orders::table)
+                        .values(&rows)
+                        .execute(pg)?;
+                    diesel::insert_into(order_events::table)
+                        .values(&events)
+                        .execute(pg)?;
+                }
+                DbConnection::Sqlite(s) => {
+                    diesel::insert_into(orders::table)
+                        .values(&rows)
+                        .execute(s)?;
+                    diesel::insert_into(order_events::table)
+                        .values(&events)
+                        .execute(s)?;
+                }
+            }
+            start = end;
+        }
+        Ok(dues.len())
+    })
+}
+
 /// Brings a freshly loaded database to a steady state (Postgres: `VACUUM ANALYZE`; SQLite:
 /// a WAL checkpoint), so that timed work does not pay for the load.
 pub fn settle(store: &Store) -> Result<(), StorageError> {

@@ -52,7 +52,7 @@ pub use error::StorageError;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};
-pub use retention::{Pruned, RetentionLock};
 pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
+pub use retention::{Pruned, RetentionLock};
 pub use store::{PooledConnection, Store};
 pub use watch::DueWatch;

@@ -88,9 +88,7 @@ impl Store {
     }
 
     /// Every embedded migration, oldest first, with whether it is applied.
-    pub fn migration_status(
-        &self,
-    ) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
+    pub fn migration_status(&self) -> Result<Vec<crate::connection::MigrationState>, StorageError> {
         crate::connection::migration_status(&mut *self.checkout()?)
     }
 

@@ -7,6 +7,6 @@ mod admin;
 mod bad_input;
 mod batch;
 mod edges;
-mod observability;
 mod legacy_routes;
+mod observability;
 mod order_api;

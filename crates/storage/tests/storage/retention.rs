@@ -2,9 +2,9 @@
 //! orders stay whatever their age; one sweeper at a time.
 
 use crate::order_due;
+use ::orders::OrderStatus;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use ::orders::OrderStatus;
 use storage::schema::orders;
 use storage::testing::TestDb;
 use storage::{ManualChange, Pruned};

@@ -635,6 +635,42 @@ mod tests {
         assert_eq!(moderation_lateness_ms(&store).expect("late").len(), 21);
     }
 
+    /// Rows loaded by `load_orders_due_at` are created in the given order (ids ascending) and
+    /// due exactly when asked, here in the reverse of creation order.
+    fn check_due_at(backend: Backend) {
+        let Some(db) = TestDb::new(backend) else {
+            return;
+        };
+        let store = Store::open(&db.url, &PoolConfig::default()).expect("open");
+        let first = truncate_ms(Utc::now() - Duration::hours(1));
+        let dues: Vec<_> = (0..2_500i64)
+            .rev()
+            .map(|i| first + Duration::milliseconds(i * 13))
+            .collect();
+        assert_eq!(
+            load_orders_due_at(&store, &dues, "api").expect("load"),
+            2_500
+        );
+        let by_id: Vec<NaiveDateTime> = orders::table
+            .select(orders::hour_start_utc)
+            .order(orders::id.asc())
+            .load(&mut *store.conn().expect("conn"))
+            .expect("rows");
+        let wanted: Vec<NaiveDateTime> = dues.iter().map(|d| naive(*d)).collect();
+        assert_eq!(by_id, wanted);
+        assert_eq!(pending_count(&store).expect("count"), 2_500);
+    }
+
+    #[test]
+    fn due_at_loader_keeps_creation_and_due_order_apart_sqlite() {
+        check_due_at(Backend::Sqlite);
+    }
+
+    #[test]
+    fn due_at_loader_keeps_creation_and_due_order_apart_postgres() {
+        check_due_at(Backend::Postgres);
+    }
+
     #[test]
     fn loaded_rows_match_insert_orders_and_baseline_moderates_all_sqlite() {
         check(Backend::Sqlite);

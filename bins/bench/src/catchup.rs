@@ -100,7 +100,7 @@ fn prepared(
             let dues: Vec<_> = (0..n)
                 .map(|_| first_due + ChronoDuration::milliseconds(rng.random_range(0..span_ms)))
                 .collect();
-            load_orders_due_at(&store, &dues, "api")?;
+            load_orders_due_at(&store, &dues, "api", None)?;
         }
     }
     settle(&store)?;

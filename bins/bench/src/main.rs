@@ -16,6 +16,7 @@ mod db;
 mod http;
 mod idle;
 mod lateness;
+mod prune;
 mod report;
 mod server;
 mod stats;
@@ -134,6 +135,9 @@ enum What {
     Idle,
     /// Busy, cross and idle: the cases of issue 11 (one book per run serves idle and busy).
     Realtime,
+    /// Lateness while retention prunes an old closed book (issue 16 item 3); sizes from
+    /// `--book-orders`, `--busy-orders` and `--busy-window-secs`.
+    Prune,
     /// Everything above, in that order.
     All,
 }
@@ -564,6 +568,38 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                 runs.push(r);
             }
             report.add_cross(Backend::Postgres, cross::CrossCase::KilledCreator, runs);
+        }
+    }
+    if wants(What::Prune) {
+        for &backend in &plan.backends {
+            let mut runs = Vec::new();
+            for k in 0..plan.runs {
+                eprintln!(
+                    "prune {} {} old closed orders, {} orders due over {:?}, run {}/{}",
+                    backend.name(),
+                    plan.book_orders,
+                    plan.busy_orders,
+                    plan.busy_window,
+                    k + 1,
+                    plan.runs
+                );
+                let r = prune::run(
+                    backend,
+                    &db_cfg,
+                    &server_cfg,
+                    plan.book_orders,
+                    plan.busy_orders,
+                    plan.busy_window,
+                    plan.lead,
+                )?;
+                eprintln!(
+                    "  loaded in {:.1} s; {} pruned by the end; lateness p50 {} ms, p99 {} ms, \
+                     max {} ms ({} created after due)",
+                    r.load_s, r.pruned_orders, r.p50_ms, r.p99_ms, r.max_ms, r.created_after_due
+                );
+                runs.push(r);
+            }
+            report.add_prune(backend, runs);
         }
     }
     report.finish();

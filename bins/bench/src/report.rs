@@ -28,6 +28,18 @@ pub struct CatchupEntry {
     runs: Vec<CatchupRun>,
 }
 
+/// Lateness while retention prunes, on one backend.
+#[derive(Debug, Serialize)]
+pub struct PruneEntry {
+    backend: Backend,
+    old_orders: usize,
+    orders: usize,
+    pruned_orders: Option<Summary>,
+    p99_ms: Option<Summary>,
+    max_ms: Option<Summary>,
+    runs: Vec<crate::prune::PruneRun>,
+}
+
 /// Lateness on one backend.
 #[derive(Debug, Serialize)]
 pub struct LatenessEntry {
@@ -100,6 +112,7 @@ pub struct Report {
     busy: Vec<realtime::BusyEntry>,
     cross: Vec<realtime::CrossEntry>,
     idle: Vec<realtime::IdleEntry>,
+    prune: Vec<PruneEntry>,
     targets: Vec<Target>,
 }
 
@@ -139,6 +152,7 @@ impl Report {
             busy: Vec::new(),
             cross: Vec::new(),
             idle: Vec::new(),
+            prune: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -195,6 +209,19 @@ impl Report {
             burst_rate: measured_rate.or(rate),
             spread_runs: spread,
             burst_runs: burst,
+        });
+    }
+
+    /// Adds the pruning runs of one backend (issue 16 item 3).
+    pub fn add_prune(&mut self, backend: Backend, runs: Vec<crate::prune::PruneRun>) {
+        self.prune.push(PruneEntry {
+            backend,
+            old_orders: runs.first().map_or(0, |r| r.old_orders),
+            orders: runs.first().map_or(0, |r| r.orders),
+            pruned_orders: summarise(&runs, |r| r.pruned_orders as f64),
+            p99_ms: summarise(&runs, |r| r.p99_ms as f64),
+            max_ms: summarise(&runs, |r| r.max_ms as f64),
+            runs,
         });
     }
 
@@ -338,6 +365,23 @@ impl Report {
                     format!("{:.0} req/s, p99 {:.1} ms", rps.median, p99.median),
                     ">= 5170 req/s, p99 <= 20 ms".into(),
                     rps.median >= 5_170.0 && p99.median <= 20.0,
+                );
+            }
+        }
+        for p in &self.prune {
+            if let Some(p99) = p.p99_ms {
+                add(
+                    format!(
+                        "lateness {} p99, {} orders while pruning {} old ({} pruned)",
+                        p.backend.name(),
+                        p.orders,
+                        p.old_orders,
+                        p.pruned_orders
+                            .map_or_else(|| "-".to_string(), |s| format!("{:.0}", s.median))
+                    ),
+                    format!("{:.0} ms", p99.median),
+                    "<= 10 ms".into(),
+                    p99.median <= 10.0,
                 );
             }
         }

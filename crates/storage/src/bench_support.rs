@@ -204,11 +204,14 @@ fn load_sqlite(
 /// (its UUIDv7 id sorts after row `i - 1`'s) and falls due at `dues[i]`, so the caller decides
 /// how due order relates to creation order (a real day-ahead book: not at all). Each order
 /// gets its creation event by `actor`; one transaction, both databases through the same
-/// multi-row inserts. Returns how many were written.
+/// multi-row inserts. With `rejected_at`, the orders are written already closed instead:
+/// REJECTED at that instant (an old, decided book for retention to prune; no moderation event,
+/// so they never count in lateness read-outs). Returns how many were written.
 pub fn load_orders_due_at(
     store: &Store,
     dues: &[DateTime<Utc>],
     actor: &str,
+    rejected_at: Option<DateTime<Utc>>,
 ) -> Result<usize, StorageError> {
     let shapes = shapes()?;
     let now = truncate_ms(Utc::now());
@@ -253,6 +256,13 @@ pub fn load_orders_due_at(
                     details: shapes[i % shapes.len()].details.clone(),
                 })
                 .collect();
+            let close = rejected_at.map(|at| {
+                diesel::update(orders::table.filter(orders::id.eq_any(&ids))).set((
+                    orders::status.eq(OrderStatus::Rejected.as_str()),
+                    orders::approved_at.eq(Some(naive(truncate_ms(at)))),
+                    orders::reject_reason.eq(Some(REJECT_REASONS[0])),
+                ))
+            });
             match c {
                 DbConnection::Pg(pg) => {
                     diesel::insert_into(orders::table)
@@ -261,6 +271,9 @@ pub fn load_orders_due_at(
                     diesel::insert_into(order_events::table)
                         .values(&events)
                         .execute(pg)?;
+                    if let Some(close) = close {
+                        close.execute(pg)?;
+                    }
                 }
                 DbConnection::Sqlite(s) => {
                     diesel::insert_into(orders::table)
@@ -269,6 +282,9 @@ pub fn load_orders_due_at(
                     diesel::insert_into(order_events::table)
                         .values(&events)
                         .execute(s)?;
+                    if let Some(close) = close {
+                        close.execute(s)?;
+                    }
                 }
             }
             start = end;
@@ -648,7 +664,7 @@ mod tests {
             .map(|i| first + Duration::milliseconds(i * 13))
             .collect();
         assert_eq!(
-            load_orders_due_at(&store, &dues, "api").expect("load"),
+            load_orders_due_at(&store, &dues, "api", None).expect("load"),
             2_500
         );
         let by_id: Vec<NaiveDateTime> = orders::table
@@ -659,6 +675,22 @@ mod tests {
         let wanted: Vec<NaiveDateTime> = dues.iter().map(|d| naive(*d)).collect();
         assert_eq!(by_id, wanted);
         assert_eq!(pending_count(&store).expect("count"), 2_500);
+        // Written closed: REJECTED when asked, with a reason, and no moderation event.
+        let at = first - Duration::days(40);
+        load_orders_due_at(&store, &dues[..10], "api", Some(at)).expect("load closed");
+        assert_eq!(pending_count(&store).expect("count"), 2_500);
+        let closed: Vec<(String, Option<NaiveDateTime>, Option<String>)> = orders::table
+            .filter(orders::status.ne(OrderStatus::Pending.as_str()))
+            .select((orders::status, orders::approved_at, orders::reject_reason))
+            .load(&mut *store.conn().expect("conn"))
+            .expect("closed rows");
+        assert_eq!(closed.len(), 10);
+        for (status, approved_at, reason) in closed {
+            assert_eq!(status, OrderStatus::Rejected.as_str());
+            assert_eq!(approved_at, Some(naive(at)));
+            assert_eq!(reason.as_deref(), Some(REJECT_REASONS[0]));
+        }
+        assert_eq!(moderation_counts(&store).expect("counts"), (0, 0));
     }
 
     #[test]

@@ -113,8 +113,10 @@ impl Application {
             events,
             metrics: Arc::clone(&metrics),
             site: middleware::SiteGuard::new(&args.allowed_hosts, &args.allowed_origins),
+            // Shared for a second once reading one takes 20 ms or more (a large book).
             positions: Arc::new(crate::snapshot_cache::SnapshotCache::new(
                 Duration::from_secs(1),
+                Duration::from_millis(20),
             )),
         });
         let readiness = web::Data::new(crate::routes::health::Readiness {

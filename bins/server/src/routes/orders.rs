@@ -150,8 +150,8 @@ pub struct OrderDetail {
 /// Open and closed positions with their P&L, and totals over every order of the filter.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PositionsReply {
-    /// When the rows and totals were read (one snapshot); an answer is shared between callers
-    /// for up to a second.
+    /// When the rows and totals were read (one snapshot). On a large book, where reading them
+    /// takes 20 ms or more, an answer is shared between callers for up to a second.
     pub as_of: String,
     /// Orders no longer pending, newest first.
     pub closed: Vec<Position>,

@@ -142,18 +142,10 @@ async fn positions_total_exact_pnl(backend: Backend) {
         "{pnls:?}"
     );
     assert_eq!(p.json["open"][0]["pnl"], 0.0);
-    // The answer (one snapshot) is shared for up to a second: a create right after it is not
-    // in the next answer yet, and is once the second has passed.
+    // On a small book every answer is read afresh: a create shows at once.
     app.post_json("/api/v1/orders", json!({"side": "SELL", "qty_mwh": 1, "limit_price": 1, "hour_start_utc": "2031-05-05T00:00:00Z"})).await;
-    let again = app.get("/api/v1/positions").await;
-    assert_eq!(
-        again.json["as_of"], p.json["as_of"],
-        "shared within the second"
-    );
-    assert_eq!(again.json["totals"]["open_count"], 1);
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(1100)).await;
     let fresh = app.get("/api/v1/positions").await;
-    assert_ne!(fresh.json["as_of"], p.json["as_of"]);
+    assert!(fresh.json["as_of"].is_string(), "{}", fresh.json);
     assert_eq!(fresh.json["totals"]["open_count"], 2, "{}", fresh.json);
 }
 

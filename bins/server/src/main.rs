@@ -8,6 +8,7 @@ use order_scheduler::logging::{self, LogFormat};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     // Only the server's lines go to collectors; the tools print for people.
     let format = match &cli.command {
@@ -54,4 +55,24 @@ fn migrate(db: &DbArgs) -> anyhow::Result<()> {
         store.backend_name()
     );
     Ok(())
+}
+
+/// `order-scheduler orders | head` closes the pipe early, and Rust's `println!` then panics
+/// with "failed printing to stdout: Broken pipe". A reader that stops reading is not an error
+/// of ours: end quietly, with the status a shell gives a process ended by SIGPIPE (128 + 13),
+/// as other Unix tools do. Every other panic keeps the default report.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }

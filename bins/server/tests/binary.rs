@@ -784,3 +784,36 @@ fn retention_is_off_by_default() {
     assert_eq!(s["enabled"], false, "{s}");
     assert_eq!(s["deleted_orders"], 0, "{s}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_tool_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("pipe.db");
+    let db = db.to_str().expect("utf-8");
+    run(&[
+        "seed",
+        "--database-url",
+        db,
+        "-n",
+        "3000",
+        "--start-in-secs",
+        "86400",
+    ]);
+    let mut child = Command::new(BIN)
+        .args(["orders", "--database-url", db, "--limit", "3000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("first line");
+    // The reader closes the pipe after one line, as `| head -1` does.
+    let out = child.wait_with_output().expect("wait");
+    assert!(first.starts_with("ID"), "{first}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

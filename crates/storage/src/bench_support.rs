@@ -8,6 +8,7 @@
 //! generate_series` per chunk writes orders and events together; on SQLite large multi-row
 //! inserts run inside one immediate transaction.
 
+use crate::backend::{on_backend, Backend};
 use crate::connection::{write_tx, DatabaseUrl, DbConnection};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow};
@@ -140,6 +141,51 @@ fn load_pg(
     Ok(n)
 }
 
+/// The order rows and creation events of one chunk of a bulk load, built exactly as
+/// `Store::insert_orders` builds them: row `k` of the chunk is load row `start + k`, with id
+/// `ids[k]`, the shape `start + k` cycles to, and due time `due(start + k)`.
+fn chunk_rows<'a>(
+    ids: &'a [String],
+    start: usize,
+    shapes: &'a [Shape],
+    due: &dyn Fn(usize) -> NaiveDateTime,
+    now: DateTime<Utc>,
+    actor: &'a str,
+) -> (Vec<NewOrderRow<'a>>, Vec<NewEventRow<'a>>) {
+    let shape = |i: usize| &shapes[i % shapes.len()];
+    let rows = ids
+        .iter()
+        .zip(start..)
+        .map(|(id, i)| NewOrderRow {
+            id,
+            created_at: naive(now),
+            market: ::orders::Market::Da.as_str(),
+            location_type: LocationType::Zone.as_str(),
+            location: Location::DEFAULT,
+            hour_start_utc: due(i),
+            side: shape(i).side,
+            qty_milli_mwh: shape(i).qty_milli,
+            limit_price_cents: shape(i).price_cents,
+            status: OrderStatus::Pending.as_str(),
+            idempotency_key: None,
+            request_hash: None,
+        })
+        .collect();
+    let events = ids
+        .iter()
+        .zip(start..)
+        .map(|(id, i)| NewEventRow {
+            order_id: id,
+            from_status: None,
+            to_status: OrderStatus::Pending.as_str(),
+            at: naive(now),
+            actor,
+            details: shape(i).details.clone(),
+        })
+        .collect();
+    (rows, events)
+}
+
 /// SQLite: multi-row inserts of rows built exactly as `Store::insert_orders` builds them.
 fn load_sqlite(
     s: &mut diesel::sqlite::SqliteConnection,
@@ -156,39 +202,8 @@ fn load_sqlite(
         let ids: Vec<String> = (start..end)
             .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
-        let rows: Vec<NewOrderRow<'_>> = ids
-            .iter()
-            .zip(start..end)
-            .map(|(id, i)| {
-                let shape = &shapes[i % shapes.len()];
-                NewOrderRow {
-                    id,
-                    created_at: naive(now),
-                    market: ::orders::Market::Da.as_str(),
-                    location_type: LocationType::Zone.as_str(),
-                    location: Location::DEFAULT,
-                    hour_start_utc: naive(due_of(first_due, span, i, n)),
-                    side: shape.side,
-                    qty_milli_mwh: shape.qty_milli,
-                    limit_price_cents: shape.price_cents,
-                    status: OrderStatus::Pending.as_str(),
-                    idempotency_key: None,
-                    request_hash: None,
-                }
-            })
-            .collect();
-        let events: Vec<NewEventRow<'_>> = ids
-            .iter()
-            .zip(start..end)
-            .map(|(id, i)| NewEventRow {
-                order_id: id,
-                from_status: None,
-                to_status: OrderStatus::Pending.as_str(),
-                at: naive(now),
-                actor,
-                details: shapes[i % shapes.len()].details.clone(),
-            })
-            .collect();
+        let due = |i: usize| naive(due_of(first_due, span, i, n));
+        let (rows, events) = chunk_rows(&ids, start, shapes, &due, now, actor);
         diesel::insert_into(orders::table)
             .values(&rows)
             .execute(s)?;
@@ -223,39 +238,8 @@ pub fn load_orders_due_at(
             let ids: Vec<String> = (start..end)
                 .map(|_| uuid::Uuid::now_v7().to_string())
                 .collect();
-            let rows: Vec<NewOrderRow<'_>> = ids
-                .iter()
-                .zip(start..end)
-                .map(|(id, i)| {
-                    let shape = &shapes[i % shapes.len()];
-                    NewOrderRow {
-                        id,
-                        created_at: naive(now),
-                        market: ::orders::Market::Da.as_str(),
-                        location_type: LocationType::Zone.as_str(),
-                        location: Location::DEFAULT,
-                        hour_start_utc: naive(truncate_ms(dues[i])),
-                        side: shape.side,
-                        qty_milli_mwh: shape.qty_milli,
-                        limit_price_cents: shape.price_cents,
-                        status: OrderStatus::Pending.as_str(),
-                        idempotency_key: None,
-                        request_hash: None,
-                    }
-                })
-                .collect();
-            let events: Vec<NewEventRow<'_>> = ids
-                .iter()
-                .zip(start..end)
-                .map(|(id, i)| NewEventRow {
-                    order_id: id,
-                    from_status: None,
-                    to_status: OrderStatus::Pending.as_str(),
-                    at: naive(now),
-                    actor,
-                    details: shapes[i % shapes.len()].details.clone(),
-                })
-                .collect();
+            let due = |i: usize| naive(truncate_ms(dues[i]));
+            let (rows, events) = chunk_rows(&ids, start, &shapes, &due, now, actor);
             let close = rejected_at.map(|at| {
                 diesel::update(orders::table.filter(orders::id.eq_any(&ids))).set((
                     orders::status.eq(OrderStatus::Rejected.as_str()),
@@ -263,29 +247,9 @@ pub fn load_orders_due_at(
                     orders::reject_reason.eq(Some(REJECT_REASONS[0])),
                 ))
             });
-            match c {
-                DbConnection::Pg(pg) => {
-                    diesel::insert_into(orders::table)
-                        .values(&rows)
-                        .execute(pg)?;
-                    diesel::insert_into(order_events::table)
-                        .values(&events)
-                        .execute(pg)?;
-                    if let Some(close) = close {
-                        close.execute(pg)?;
-                    }
-                }
-                DbConnection::Sqlite(s) => {
-                    diesel::insert_into(orders::table)
-                        .values(&rows)
-                        .execute(s)?;
-                    diesel::insert_into(order_events::table)
-                        .values(&events)
-                        .execute(s)?;
-                    if let Some(close) = close {
-                        close.execute(s)?;
-                    }
-                }
+            on_backend!(&mut *c, inner => B::insert_rows(inner, &rows, &events))?;
+            if let Some(close) = close {
+                close.execute(c)?;
             }
             start = end;
         }

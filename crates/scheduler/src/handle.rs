@@ -254,13 +254,6 @@ impl Scheduler {
         }
     }
 
-    /// `(running, thread_alive)`: [`liveness`](Self::liveness) as a tuple, kept until the
-    /// server's health and metrics routes move to the named struct.
-    pub fn status_light(&self) -> (bool, bool) {
-        let l = self.liveness();
-        (l.running, l.thread_alive)
-    }
-
     fn thread_alive(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }

@@ -6,8 +6,9 @@
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    events::EventsApi, health::HealthApi, legacy::LegacyApi, metrics_endpoint::MetricsApi,
-    orders::OrdersApi, resource, scheduler_api::SchedulerApi, DASHBOARD_ROUTES,
+    batch::BatchApi, events::EventsApi, health::HealthApi, legacy::LegacyApi,
+    metrics_endpoint::MetricsApi, orders::OrdersApi, resource, scheduler_api::SchedulerApi,
+    DASHBOARD_ROUTES,
 };
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -49,6 +50,7 @@ impl Modify for AdminToken {
         (path = "/api/v1", api = SchedulerApi),
         (path = "/api/v1", api = HealthApi),
         (path = "/api/v1", api = OrdersApi),
+        (path = "/api/v1", api = BatchApi),
         (path = "/api/v1", api = EventsApi),
         (path = "/api/v1", api = crate::routes::parked::ParkedApi),
         (path = "/api/v1", api = crate::routes::retention::RetentionApi),

@@ -1,9 +1,11 @@
 //! HTTP routes. Each module registers its own routes (`configure`) and documents them (an
 //! OpenAPI fragment that the `openapi` module merges): `legacy` keeps the original system's
-//! routes and shapes; `orders` is the JSON order API; `scheduler_api` shows and controls the
-//! scheduler; `parked` lists, retries and discards parked orders; `retention` reports deletions; `health` answers probes;
-//! `events` streams changes; `metrics_endpoint` serves Prometheus; `dashboard` serves the page.
+//! routes and shapes; `orders` is the JSON order API and `batch` its batch create;
+//! `scheduler_api` shows and controls the scheduler; `parked` lists, retries and discards
+//! parked orders; `retention` reports deletions; `health` answers probes; `events` streams
+//! changes; `metrics_endpoint` serves Prometheus; `dashboard` serves the page.
 
+pub mod batch;
 pub mod dashboard;
 pub mod events;
 pub mod health;
@@ -31,6 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(legacy::configure)
             .configure(scheduler_api::configure)
             .configure(health::configure)
+            // Before `orders`, whose `/orders/{id}` would answer 405 to `POST /orders/batch`.
+            .configure(batch::configure)
             .configure(orders::configure)
             .configure(parked::configure)
             .configure(retention::configure)

@@ -53,6 +53,6 @@ pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};
 pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
-pub use retention::{Pruned, RetentionLock};
+pub use retention::{PruneCursor, Pruned, RetentionLock};
 pub use store::{PooledConnection, Store};
 pub use watch::DueWatch;

@@ -8,12 +8,14 @@
 //! ([`Store::try_retention_lock`]) on a connection of its own, released when that connection
 //! closes; on SQLite, where one process owns the file, a process-wide flag.
 
+use crate::backend::closed_sql;
 use crate::error::StorageError;
 use crate::schema::{order_events, orders};
 use crate::store::{naive, Store};
-use ::orders::OrderStatus;
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -82,29 +84,45 @@ impl Store {
     }
 
     /// Deletes at most `limit` closed orders decided (or, undecided, created) before `before`,
-    /// and their history, in one short transaction. Call it repeatedly until it deletes fewer
-    /// than `limit`; the lock proves the caller is the only sweeper.
+    /// and their history, in one short transaction, continuing after `cursor` and advancing
+    /// it. Call it until [`PruneCursor::is_done`]; the lock proves the caller is the only
+    /// sweeper.
+    ///
+    /// The cursor is why a sweep costs the same per batch at its end as at its start: without
+    /// it every batch would walk the closed-orders index from its beginning, over the entries
+    /// of every order deleted before (dead until vacuumed on Postgres), so a million-order
+    /// sweep did quadratic work and its batches grew long enough to delay the scheduler.
     pub fn prune_closed_batch(
         &self,
         _lock: &RetentionLock,
         before: DateTime<Utc>,
         limit: i64,
+        cursor: &mut PruneCursor,
     ) -> Result<Pruned, StorageError> {
+        if cursor.done {
+            return Ok(Pruned::default());
+        }
         let before = naive(before);
-        let pending = OrderStatus::Pending.as_str();
-        self.write(|c| {
-            let ids: Vec<String> = orders::table
-                .filter(orders::status.ne(pending))
+        let after = cursor.after.clone();
+        let (pruned, ids) = self.write(|c| {
+            // The literal predicate matches the partial index `orders_closed` (id order).
+            let mut q = orders::table
+                .filter(sql::<Bool>(closed_sql()))
                 .filter(
                     orders::approved_at.lt(before).or(orders::approved_at
                         .is_null()
                         .and(orders::created_at.lt(before))),
                 )
                 .select(orders::id)
+                .order(orders::id.asc())
                 .limit(limit)
-                .load(c)?;
+                .into_boxed();
+            if let Some(after) = &after {
+                q = q.filter(orders::id.gt(after.clone()));
+            }
+            let ids: Vec<String> = q.load(c)?;
             if ids.is_empty() {
-                return Ok(Pruned::default());
+                return Ok((Pruned::default(), ids));
             }
             let events =
                 diesel::delete(order_events::table.filter(order_events::order_id.eq_any(&ids)))
@@ -113,10 +131,30 @@ impl Store {
             let orders = diesel::delete(
                 orders::table
                     .filter(orders::id.eq_any(&ids))
-                    .filter(orders::status.ne(pending)),
+                    .filter(sql::<Bool>(closed_sql())),
             )
             .execute(c)?;
-            Ok(Pruned { orders, events })
-        })
+            Ok((Pruned { orders, events }, ids))
+        })?;
+        cursor.done = (ids.len() as i64) < limit;
+        if let Some(last) = ids.into_iter().next_back() {
+            cursor.after = Some(last);
+        }
+        Ok(pruned)
+    }
+}
+
+/// How far one sweep has got: the last order id its batches looked at. A new sweep starts
+/// from [`PruneCursor::default`].
+#[derive(Debug, Clone, Default)]
+pub struct PruneCursor {
+    after: Option<String>,
+    done: bool,
+}
+
+impl PruneCursor {
+    /// True once a batch found fewer old closed orders than its limit: the sweep is over.
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 }

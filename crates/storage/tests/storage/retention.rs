@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use storage::schema::orders;
 use storage::testing::TestDb;
-use storage::{ManualChange, Pruned};
+use storage::{ManualChange, PruneCursor, Pruned};
 
 fn closed_orders_are_pruned_in_batches_and_pending_ones_kept(db: &TestDb) {
     let store = db.store();
@@ -60,14 +60,14 @@ fn closed_orders_are_pruned_in_batches_and_pending_ones_kept(db: &TestDb) {
     let cutoff = Utc::now() - Duration::days(30);
     let mut total = Pruned::default();
     let mut batches = 0;
-    loop {
-        let p = store.prune_closed_batch(&lock, cutoff, 2).expect("prune");
+    let mut cursor = PruneCursor::default();
+    while !cursor.is_done() {
+        let p = store
+            .prune_closed_batch(&lock, cutoff, 2, &mut cursor)
+            .expect("prune");
         assert!(p.orders <= 2, "bounded: {p:?}");
         total += p;
         batches += 1;
-        if p.orders < 2 {
-            break;
-        }
     }
     assert_eq!(total.orders, 4, "three rejected and one cancelled, all old");
     assert_eq!(total.events, 8, "each with its creation and its change");

@@ -19,6 +19,7 @@ use crate::insert::{insert_alone, insert_in, Idempotency, Inserted};
 use crate::store::Store;
 use ::orders::NewOrder;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 
 /// Most creates committed together: bounds one transaction's work and its callers' wait.
@@ -28,6 +29,26 @@ const MAX_GROUP: usize = 256;
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
+    /// Groups committed (or failed) so far.
+    groups: AtomicU64,
+    /// Creates answered so far.
+    creates: AtomicU64,
+    /// The most groups one create committed (as leader) before returning.
+    most_led: AtomicU64,
+}
+
+/// How the creates of a [`Store`] (and its clones) have been grouped into commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroupCommitStats {
+    /// Group commits so far, failed ones included.
+    pub groups: u64,
+    /// Creates answered so far (`creates / groups` is the mean group size).
+    pub creates: u64,
+    /// The most groups one create committed, as leader, before returning to its caller: one
+    /// while the lead is handed on after every group. (A leader that kept the lead until the
+    /// queue ran dry committed every group of a sustained load and answered its own caller
+    /// last.)
+    pub most_groups_led: u64,
 }
 
 #[derive(Default)]
@@ -42,7 +63,13 @@ pub(crate) struct Request {
     pub(crate) new: NewOrder,
     pub(crate) idempotency: Option<(String, String)>,
     pub(crate) actor: String,
-    reply: mpsc::Sender<Result<Inserted, StorageError>>,
+    reply: mpsc::Sender<Reply>,
+}
+
+/// What a waiting create is told: its answer, or that it leads the next group.
+enum Reply {
+    Done(Result<Inserted, StorageError>),
+    Lead,
 }
 
 impl Request {
@@ -82,32 +109,74 @@ impl Store {
             });
             !std::mem::replace(&mut queue.leading, true)
         };
+        let mut led = 0;
         if lead {
-            self.lead_groups();
+            led += self.lead_group();
         }
-        answer.recv().map_err(|_| {
-            StorageError::Unavailable("the create was dropped by a failed group commit".into())
-        })?
+        loop {
+            match answer.recv() {
+                Ok(Reply::Done(result)) => {
+                    self.group_commit()
+                        .most_led
+                        .fetch_max(led, Ordering::Relaxed);
+                    return result;
+                }
+                // The previous leader handed over: this request is now first in the queue, so
+                // the group committed next holds it, and its answer is the next message.
+                Ok(Reply::Lead) => led += self.lead_group(),
+                Err(_) => {
+                    return Err(StorageError::Unavailable(
+                        "the create was dropped by a failed group commit".into(),
+                    ))
+                }
+            }
+        }
     }
 
-    /// Commits groups until the queue is empty, then gives up the lead. A panic while
-    /// committing drops that group's answer channels (their callers get an error) but never
-    /// leaves the queue without a leader.
-    fn lead_groups(&self) {
-        loop {
-            let group: Vec<Request> = {
-                let mut queue = self.group_commit().lock();
-                if queue.waiting.is_empty() {
-                    queue.leading = false;
-                    return;
-                }
-                let n = queue.waiting.len().min(MAX_GROUP);
-                queue.waiting.drain(..n).collect()
-            };
+    /// How creates have been grouped into commits so far.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        let g = self.group_commit();
+        GroupCommitStats {
+            groups: g.groups.load(Ordering::Relaxed),
+            creates: g.creates.load(Ordering::Relaxed),
+            most_groups_led: g.most_led.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends a create its answer.
+    fn answer(&self, r: Request, result: Result<Inserted, StorageError>) {
+        self.group_commit().creates.fetch_add(1, Ordering::Relaxed);
+        let _ = r.reply.send(Reply::Done(result));
+    }
+
+    /// Commits one group, then hands the lead to the oldest waiting request, or gives it up
+    /// when none waits. A panic while committing drops that group's answer channels (their
+    /// callers get an error) but never leaves the queue without a leader. Returns the groups
+    /// committed: one, or none when the queue was empty.
+    fn lead_group(&self) -> u64 {
+        let group: Vec<Request> = {
+            let mut queue = self.group_commit().lock();
+            let n = queue.waiting.len().min(MAX_GROUP);
+            queue.waiting.drain(..n).collect()
+        };
+        let led = u64::from(!group.is_empty());
+        if !group.is_empty() {
             if catch_unwind(AssertUnwindSafe(|| self.commit_group(group))).is_err() {
                 log::error!("a group commit of creates panicked; its callers got an error");
             }
+            self.group_commit().groups.fetch_add(1, Ordering::Relaxed);
         }
+        let mut queue = self.group_commit().lock();
+        // A waiter whose caller has gone cannot take the lead; its request still commits with
+        // the group of whoever takes it.
+        let handed = queue
+            .waiting
+            .iter()
+            .any(|r| r.reply.send(Reply::Lead).is_ok());
+        if !handed {
+            queue.leading = false;
+        }
+        led
     }
 
     /// One transaction for the whole group; if it fails, each request alone.
@@ -115,14 +184,14 @@ impl Store {
         if group.len() == 1 {
             for r in group {
                 let result = insert_alone(self, &r.new, r.idempotency(), &r.actor);
-                let _ = r.reply.send(result);
+                self.answer(r, result);
             }
             return;
         }
         match self.write(|c| insert_in(c, &group)) {
             Ok(results) => {
                 for (r, result) in group.into_iter().zip(results) {
-                    let _ = r.reply.send(Ok(result));
+                    self.answer(r, Ok(result));
                 }
             }
             Err(e) => {
@@ -132,7 +201,7 @@ impl Store {
                 );
                 for r in group {
                     let result = insert_alone(self, &r.new, r.idempotency(), &r.actor);
-                    let _ = r.reply.send(result);
+                    self.answer(r, result);
                 }
             }
         }

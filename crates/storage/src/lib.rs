@@ -49,6 +49,7 @@ pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
 pub use connection::{DatabaseUrl, DbConnection, MigrationState, PoolConfig};
 pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;
+pub use group_commit::GroupCommitStats;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};

@@ -4,6 +4,7 @@
 
 mod claim;
 mod due;
+mod group_commit;
 mod lifecycle;
 mod parked;
 mod retention;

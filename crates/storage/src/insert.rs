@@ -400,3 +400,186 @@ fn write_rows(
 ) -> Result<(), StorageError> {
     on_backend!(conn, c => B::insert_rows(c, rows, events))
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::PoolConfig;
+    use ::orders::{format_ms, NewOrderFields};
+    use chrono::Duration;
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+
+    fn order(due: DateTime<Utc>, side: &str, price: &str, location: &str) -> NewOrder {
+        NewOrder::from_fields(&NewOrderFields {
+            side: Some(side),
+            qty_mwh: Some("1.125"),
+            limit_price: Some(price),
+            hour_start_utc: Some(&format_ms(&due)),
+            location: Some(location),
+            location_type: Some("HUB"),
+        })
+        .expect("valid order")
+    }
+
+    /// A batch with due times of every millisecond form (none, .5, .12, .007), in no order.
+    fn book(n: usize) -> Vec<NewOrder> {
+        let start = truncate_ms(Utc::now() + Duration::days(1));
+        let start = start - Duration::milliseconds(start.timestamp_subsec_millis().into());
+        let offsets = [0, 500, 120, 7, 999];
+        (0..n)
+            .map(|i| {
+                let due = start
+                    + Duration::hours(((i * 7) % 24) as i64)
+                    + Duration::milliseconds(offsets[i % offsets.len()]);
+                let price = format!("{}.{:02}", 30 + i % 9, i % 100);
+                let side = if i % 2 == 0 { "BUY" } else { "SELL" };
+                order(
+                    due,
+                    side,
+                    &price,
+                    if i % 3 == 0 { "PJM-RTO" } else { "BGE" },
+                )
+            })
+            .collect()
+    }
+
+    #[derive(QueryableByName)]
+    struct Raw {
+        #[diesel(sql_type = Text)]
+        created: String,
+        #[diesel(sql_type = Text)]
+        due: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        key: Option<String>,
+    }
+
+    #[derive(QueryableByName)]
+    struct Encoded {
+        #[diesel(sql_type = Text)]
+        text: String,
+    }
+
+    /// What diesel itself binds for a timestamp on SQLite: the form every query compares
+    /// with, so every stored time must have it.
+    fn diesel_text(conn: &mut DbConnection, t: DateTime<Utc>) -> String {
+        diesel::sql_query("SELECT CAST(? AS TEXT) AS text")
+            .bind::<Timestamp, _>(t.naive_utc())
+            .get_result::<Encoded>(conn)
+            .map(|e| e.text)
+            .expect("encode")
+    }
+
+    /// Every column as diesel's own insert wrote it: decoded equal to the answer, times in
+    /// diesel's text form, keys with characters JSON must escape intact (a repeat finds
+    /// them), one creation event per order with its details, events in input order.
+    fn batch_rows_are_stored_as_diesel_writes_them(db: &TestDb) {
+        let store = db.store();
+        let news = book(40);
+        let key = "day \"ahead\" \\ \u{7f} ü ☃";
+        let idem = Idempotency {
+            key,
+            request_hash: "hash \"h\"",
+        };
+        let inserted = store
+            .insert_batch(&news, Some(idem), "api:\"tester\"")
+            .expect("batch");
+        let mut conn = store.checkout().expect("conn");
+        let mut last_event = 0;
+        for (i, (got, new)) in inserted.iter().zip(&news).enumerate() {
+            assert!(got.created);
+            assert_eq!(got.order.hour_start_utc, new.hour_start_utc());
+            assert_eq!(store.get_order(&got.order.id).expect("stored"), got.order);
+            let events = store.order_events(&got.order.id).expect("events");
+            assert_eq!(events.len(), 1);
+            let event = &events[0];
+            assert!(event.id > last_event, "event ids follow the input order");
+            last_event = event.id;
+            assert_eq!(event.actor, "api:\"tester\"");
+            assert_eq!(event.from_status, None);
+            assert_eq!(event.to_status, OrderStatus::Pending);
+            assert_eq!(event.at, got.order.created_at);
+            assert_eq!(
+                event.details,
+                json!({
+                    "side": new.side(), "qty_mwh": new.qty_mwh(),
+                    "limit_price": new.limit_price(), "location": new.location(),
+                })
+            );
+            let raw: Raw = diesel::sql_query(format!(
+                "SELECT CAST(created_at AS TEXT) AS created, CAST(hour_start_utc AS TEXT) AS due, \
+                 idempotency_key AS key FROM orders WHERE id = '{}'",
+                got.order.id
+            ))
+            .get_result(&mut *conn)
+            .expect("raw row");
+            assert_eq!(raw.key.as_deref(), Some(batch_key(key, i).as_str()));
+            if !store.is_postgres() {
+                // SQLite compares times as text: one form, diesel's, or the index and every
+                // "due by" query go wrong.
+                assert_eq!(raw.due, diesel_text(&mut conn, new.hour_start_utc()));
+                assert_eq!(raw.created, diesel_text(&mut conn, got.order.created_at));
+            }
+        }
+        drop(conn);
+        let again = store
+            .insert_batch(&news, Some(idem), "api")
+            .expect("repeat");
+        assert!(again.iter().all(|i| !i.created));
+        assert_eq!(
+            again.iter().map(|i| &i.order).collect::<Vec<_>>(),
+            inserted.iter().map(|i| &i.order).collect::<Vec<_>>()
+        );
+        assert_eq!(store.row_counts().expect("counts"), (40, 40));
+    }
+
+    /// More orders than one multi-row `VALUES` could bind on Postgres (65,535 parameters at
+    /// 12 per order) go in one call.
+    fn a_batch_larger_than_the_parameter_limit_is_stored(db: &TestDb) {
+        let store = db.store();
+        let news = book(6_000);
+        let inserted = store.insert_batch(&news, None, "api").expect("batch");
+        assert_eq!(inserted.len(), 6_000);
+        assert_eq!(store.row_counts().expect("counts"), (6_000, 6_000));
+        let last = &inserted[5_999].order;
+        assert_eq!(store.get_order(&last.id).expect("stored"), *last);
+    }
+
+    /// The insert is noticed by a watcher on another pool, with the batch's earliest due time
+    /// (on Postgres through the insert trigger's notification, which must still fire).
+    fn a_batch_wakes_the_watchers_with_its_earliest_due_time(db: &TestDb) {
+        let watched = db.store();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _watch = watched
+            .watch_due(std::time::Duration::from_millis(10), move |t| {
+                let _ = tx.send(t);
+            })
+            .expect("watcher");
+        // Listening by then (an empty book: nothing to report on connect).
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let other = Store::open(&db.url, &PoolConfig::default()).expect("second store");
+        let base = truncate_ms(Utc::now() + Duration::hours(2));
+        let news: Vec<NewOrder> = [3, 1, 2]
+            .iter()
+            .map(|h| order(base + Duration::hours(*h), "BUY", "40.00", "PJM-RTO"))
+            .collect();
+        other.insert_batch(&news, None, "cli").expect("batch");
+        let earliest = base + Duration::hours(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut heard = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(t) if t == earliest => return,
+                Ok(t) => heard.push(t),
+                Err(_) => break,
+            }
+        }
+        panic!("the watcher did not report {earliest}; it reported {heard:?}");
+    }
+
+    crate::backend_tests!(
+        batch_rows_are_stored_as_diesel_writes_them,
+        a_batch_larger_than_the_parameter_limit_is_stored,
+        a_batch_wakes_the_watchers_with_its_earliest_due_time,
+    );
+}

@@ -103,8 +103,14 @@ pub fn run_once(
         yield_to_due(store, expect, cfg.max_yield, stop)?;
         let t = Instant::now();
         let p = store.prune_closed_batch(&lock, cutoff, cfg.batch, &mut cursor)?;
+        store.checkpoint_after_prune()?;
         let took = t.elapsed();
         expect = took.max(expect * 7 / 8);
+        log::debug!(
+            "retention: deleted {} orders and {} history rows in {took:?}",
+            p.orders,
+            p.events
+        );
         total += p;
         let s = stats();
         s.deleted_orders

@@ -144,6 +144,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// After a batch, on SQLite: folds the write-ahead log back into the database file now,
+    /// with a passive checkpoint (it waits for no reader or writer). Otherwise the pages a
+    /// batch dirtied stay in the log until some commit crosses the autocheckpoint size, and
+    /// that committer, likely the scheduler moderating an order that just fell due, copies
+    /// them all before it returns. On Postgres, whose checkpointer is a server process of its
+    /// own, nothing.
+    pub fn checkpoint_after_prune(&self) -> Result<(), StorageError> {
+        use diesel::connection::SimpleConnection;
+        if let crate::DbConnection::Sqlite(c) = &mut *self.checkout()? {
+            c.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
+        }
+        Ok(())
+    }
+}
+
 /// How far one sweep has got: the last order id its batches looked at. A new sweep starts
 /// from [`PruneCursor::default`].
 #[derive(Debug, Clone, Default)]

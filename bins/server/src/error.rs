@@ -47,6 +47,16 @@ pub enum ApiError {
         /// What conflicted, naming the order and statuses.
         detail: String,
     },
+    /// The order is stored but does not decode (a side or status another tool wrote): 409,
+    /// since the request is sound and only fixing or deleting the row resolves it; not a 500,
+    /// which would hide the reason and page whoever watches server errors.
+    #[error("order {id} is stored but cannot be read: {reason}; fix or delete the row")]
+    OrderUnreadable {
+        /// The order's id.
+        id: String,
+        /// What did not decode.
+        reason: String,
+    },
     /// The body is larger than the limit.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -84,6 +94,7 @@ impl ApiError {
             | ApiError::Forbidden { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::OrderNotFound(_) => "order_not_found",
+            ApiError::OrderUnreadable { .. } => "order_unreadable",
             ApiError::RouteNotFound(_) => "route_not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -115,7 +126,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::OrderNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::OrderUnreadable { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -127,8 +138,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(cause) = self {
-            log::error!("internal error: {cause}");
+        match self {
+            ApiError::Internal(cause) => log::error!("internal error: {cause}"),
+            // Logged because only an operator can fix it, and the client may not report it.
+            ApiError::OrderUnreadable { .. } => log::warn!("{self}"),
+            _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized) {
@@ -162,6 +176,7 @@ impl From<StorageError> for ApiError {
                 detail,
             },
             StorageError::Unavailable(msg) => ApiError::Unavailable(msg),
+            StorageError::Corrupt { id, reason } => ApiError::OrderUnreadable { id, reason },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -53,7 +53,7 @@ pub use group_commit::GroupCommitStats;
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};
-pub use read::{EventWithDue, OrderFilter, OrderPage, PnlTotals};
+pub use read::{EventWithDue, OpenClosed, OrderFilter, OrderPage, PnlTotals, Unreadable};
 pub use retention::{PruneCursor, Pruned, RetentionLock};
 pub use store::{PooledConnection, Store};
 pub use watch::DueWatch;

@@ -1,4 +1,9 @@
 //! Reading orders and their history: one order, listings, the event log, P&L totals.
+//!
+//! A listing never fails because of one stored row that does not decode (a side or status
+//! written by another tool, an order parked for it and later discarded): it returns the rows
+//! that decode and names the others, with the reason, as [`Unreadable`]. One order read by id
+//! still fails with [`StorageError::Corrupt`], since there is nothing else to show.
 
 use crate::backend::{claimable_sql, closed_sql, on_backend, parked_sql, Backend};
 use crate::connection::DbConnection;
@@ -28,13 +33,39 @@ pub struct OrderFilter {
     pub due_to: Option<DateTime<Utc>>,
 }
 
+/// A stored order row that does not decode into an [`Order`], listed beside the readable
+/// orders instead of failing the listing that met it. An operator fixes the row by hand or
+/// deletes it; reading it by id answers [`StorageError::Corrupt`] with the same reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The row's id.
+    pub id: String,
+    /// What did not decode, such as `'HOLD' is not a valid side; expected one of BUY, SELL`.
+    pub reason: String,
+}
+
 /// A page of orders, newest first, and the cursor of the next page.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderPage {
-    /// At most `limit` orders.
+    /// The orders of the page that decode. With `unreadable`, at most `limit` rows.
     pub orders: Vec<Order>,
-    /// Pass as `cursor` to get the next page; `None` on the last page.
+    /// Pass as `cursor` to get the next page; `None` on the last page. It moves past
+    /// unreadable rows too, so paging never stops at one.
     pub next_cursor: Option<String>,
+    /// The page's rows that do not decode, newest first; usually empty.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Open (PENDING) and closed orders read from one snapshot, newest first, and the rows among
+/// them that do not decode (each counted against the limit of its list).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpenClosed {
+    /// Pending orders that decode.
+    pub open: Vec<Order>,
+    /// Orders no longer pending that decode.
+    pub closed: Vec<Order>,
+    /// Rows of either list that do not decode: open ones first, each list newest first.
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// P&L totals over every order matching a location filter.
@@ -170,31 +201,40 @@ impl Store {
 
     /// The original system's listing: open (PENDING) and closed (everything else) orders,
     /// newest first (by id: UUIDv7 ids sort by creation time), both read from one snapshot
-    /// so that no order is listed as both open and closed.
+    /// so that no order is listed as both open and closed. Rows that do not decode are named
+    /// in [`OpenClosed::unreadable`] (and logged) instead of failing the listing.
     pub fn fetch_orders(
         &self,
         limit_open: i64,
         limit_closed: i64,
         location: Option<&str>,
-    ) -> Result<(Vec<Order>, Vec<Order>), StorageError> {
-        self.read_snapshot(|conn| fetch_orders(conn, limit_open, limit_closed, location))
+    ) -> Result<OpenClosed, StorageError> {
+        let listed =
+            self.read_snapshot(|conn| fetch_orders(conn, limit_open, limit_closed, location))?;
+        warn_unreadable("fetch_orders", &listed.unreadable);
+        Ok(listed)
     }
 
     /// Open and closed orders (up to `limit` each) and the totals over every order, all from
-    /// one snapshot, so that the rows and the totals describe the same book.
+    /// one snapshot, so that the rows and the totals describe the same book. The totals are
+    /// computed in SQL and so count unreadable rows too; the rows are as for
+    /// [`Store::fetch_orders`].
     pub fn positions(
         &self,
         limit: i64,
         location: Option<&str>,
-    ) -> Result<(Vec<Order>, Vec<Order>, PnlTotals), StorageError> {
-        self.read_snapshot(|conn| {
-            let (open, closed) = fetch_orders(conn, limit, limit, location)?;
-            Ok((open, closed, pnl_totals(conn, location)?))
-        })
+    ) -> Result<(OpenClosed, PnlTotals), StorageError> {
+        let (listed, totals) = self.read_snapshot(|conn| {
+            let listed = fetch_orders(conn, limit, limit, location)?;
+            Ok((listed, pnl_totals(conn, location)?))
+        })?;
+        warn_unreadable("positions", &listed.unreadable);
+        Ok((listed, totals))
     }
 
-    /// Orders matching `filter`, newest first (by id, which is time-ordered), `limit` per page,
-    /// continuing after `cursor` (the last id of the previous page).
+    /// Orders matching `filter`, newest first (by id, which is time-ordered), `limit` rows per
+    /// page, continuing after `cursor` (the last id of the previous page). Rows that do not
+    /// decode are named in [`OrderPage::unreadable`] (and logged) instead of failing the page.
     pub fn list_orders(
         &self,
         filter: &OrderFilter,
@@ -220,21 +260,24 @@ impl Store {
         if let Some(c) = cursor {
             q = q.filter(orders::id.lt(c.to_string()));
         }
-        let mut rows = decode_all(
-            q.order(orders::id.desc())
-                .limit(limit + 1)
-                .load::<OrderRow>(&mut *self.checkout()?)?,
-        )?;
+        let mut rows = q
+            .order(orders::id.desc())
+            .limit(limit + 1)
+            .load::<OrderRow>(&mut *self.checkout()?)?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit.max(0) as usize);
+        // The last row's id, readable or not, so the next page starts after it.
         let next_cursor = if more {
-            rows.last().map(|o| o.id.clone())
+            rows.last().map(|r| r.id.clone())
         } else {
             None
         };
+        let (orders, unreadable) = decode_listed(rows)?;
+        warn_unreadable("list_orders", &unreadable);
         Ok(OrderPage {
-            orders: rows,
+            orders,
             next_cursor,
+            unreadable,
         })
     }
 
@@ -266,8 +309,48 @@ pub(crate) fn get_order(conn: &mut DbConnection, id: &str) -> Result<Order, Stor
         .decode()
 }
 
-pub(crate) fn decode_all(rows: Vec<OrderRow>) -> Result<Vec<Order>, StorageError> {
-    rows.into_iter().map(OrderRow::decode).collect()
+/// Decodes listed rows, setting aside those that do not decode ([`StorageError::Corrupt`])
+/// with their reason; any other error still fails the listing.
+fn decode_listed(rows: Vec<OrderRow>) -> Result<(Vec<Order>, Vec<Unreadable>), StorageError> {
+    let mut orders = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match row.decode() {
+            Ok(order) => orders.push(order),
+            Err(StorageError::Corrupt { id, reason }) => unreadable.push(Unreadable { id, reason }),
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((orders, unreadable))
+}
+
+/// Most ids one warning names; a listing may meet thousands of bad rows.
+const WARN_IDS: usize = 10;
+
+/// One warning per listing call that met unreadable rows, naming them, so an operator learns
+/// of rows that the answers leave out of the tables.
+fn warn_unreadable(listing: &str, unreadable: &[Unreadable]) {
+    let Some(first) = unreadable.first() else {
+        return;
+    };
+    let ids: Vec<&str> = unreadable
+        .iter()
+        .take(WARN_IDS)
+        .map(|u| u.id.as_str())
+        .collect();
+    let more = unreadable.len().saturating_sub(WARN_IDS);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    log::warn!(
+        "{listing}: {n} stored order(s) could not be read and were left out: {ids}{more} \
+         (first reason: {reason}); fix or delete the rows",
+        n = unreadable.len(),
+        ids = ids.join(", "),
+        reason = first.reason
+    );
 }
 
 /// Totals over all orders (optionally of one location): counts by state and exact P&L.
@@ -328,7 +411,7 @@ pub(crate) fn fetch_orders(
     limit_open: i64,
     limit_closed: i64,
     location: Option<&str>,
-) -> Result<(Vec<Order>, Vec<Order>), StorageError> {
+) -> Result<OpenClosed, StorageError> {
     let mut open = orders::table
         .select(ORDER_COLUMNS)
         .filter(orders::status.eq(OrderStatus::Pending.as_str()))
@@ -347,7 +430,12 @@ pub(crate) fn fetch_orders(
         open = open.filter(orders::location.eq(loc.to_string()));
         closed = closed.filter(orders::location.eq(loc.to_string()));
     }
-    let open = decode_all(open.load::<OrderRow>(conn)?)?;
-    let closed = decode_all(closed.load::<OrderRow>(conn)?)?;
-    Ok((open, closed))
+    let (open, mut unreadable) = decode_listed(open.load::<OrderRow>(conn)?)?;
+    let (closed, unreadable_closed) = decode_listed(closed.load::<OrderRow>(conn)?)?;
+    unreadable.extend(unreadable_closed);
+    Ok(OpenClosed {
+        open,
+        closed,
+        unreadable,
+    })
 }

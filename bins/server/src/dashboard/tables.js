@@ -171,10 +171,35 @@ function render() {
   setText('open-count', fmtCount(open.length, t.open_count));
   setText('closed-count', fmtCount(closed.length, t.closed_count));
 
+  showUnreadable(p.unreadable || []);
+
   if (!tables.filter) updateLocations(open.concat(closed));
   armDueTimers(open, now);
   tables.onRendered();
   tickRows(now);
+}
+
+/** Most ids the unreadable-orders notice names; the rest are counted. */
+const UNREADABLE_IDS = 5;
+
+/**
+ * One line under the totals naming the stored orders the server could not read (a side or
+ * status another tool wrote): they are in neither table, so say so. The reasons are its title.
+ * The paragraph is made here, beside `orders-error`, the first time it is needed.
+ */
+function showUnreadable(rows) {
+  let node = $('orders-unreadable');
+  if (!node && rows.length === 0) return;
+  if (!node) {
+    node = el('p', { id: 'orders-unreadable', class: 'msg msg-error', role: 'status', hidden: true });
+    $('orders-error').after(node);
+  }
+  const ids = rows.slice(0, UNREADABLE_IDS).map((u) => u.id);
+  if (rows.length > UNREADABLE_IDS) ids.push(`and ${rows.length - UNREADABLE_IDS} more`);
+  const text = rows.length === 0 ? ''
+    : `${rows.length} stored order${rows.length === 1 ? '' : 's'} could not be read (ids ${ids.join(', ')}).`;
+  if (node.textContent !== text) showMsg('orders-unreadable', text);
+  node.title = rows.map((u) => `${u.id}: ${u.reason}`).join('\n');
 }
 
 /** The filter's suggestions: every location seen, and PJM-RTO. */

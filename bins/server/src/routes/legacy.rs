@@ -2,6 +2,7 @@
 //! scripts keep working: create a fake order, PATCH its status, moderate one due time, and
 //! `fetch_orders`. Their inputs are query parameters; the document states each one's rules.
 
+use super::orders::{unreadable_orders, UnreadableOrder};
 use super::{blocking, due_time_param, order_id, resource};
 use crate::error::{ApiError, ErrorBody};
 use crate::query::Params;
@@ -13,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use moderator::Policy;
 use scheduler::DueReport;
 use serde::Serialize;
-use storage::ManualChange;
+use storage::{ManualChange, OpenClosed};
 use utoipa::{OpenApi, ToSchema};
 
 /// Registers the routes under the API prefix.
@@ -147,6 +148,12 @@ pub struct FetchOrdersReply {
     pub closed: OrderList,
     /// Pending orders, newest first.
     pub open: OrderList,
+    /// Stored rows of either list that do not decode, open ones first; each takes a place of
+    /// its list's limit and is not in its `count`. Absent when there are none, so the answer
+    /// stays the original's exactly on a healthy book.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub unreadable: Vec<UnreadableOrder>,
 }
 
 /// Orders with their number (`count` is the length of `orders`, not a total).
@@ -400,7 +407,7 @@ pub async fn fetch_orders(
         .map(Location::parse)
         .transpose()?;
     let store = state.store.clone();
-    let (open, closed) = blocking(move || {
+    let listed = blocking(move || {
         Ok(store.fetch_orders(
             limit_open,
             limit_closed,
@@ -408,8 +415,14 @@ pub async fn fetch_orders(
         )?)
     })
     .await?;
+    let OpenClosed {
+        open,
+        closed,
+        unreadable,
+    } = listed;
     Ok(HttpResponse::Ok().json(FetchOrdersReply {
         closed: closed.into(),
         open: open.into(),
+        unreadable: unreadable_orders(unreadable),
     }))
 }

@@ -15,7 +15,9 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use storage::{Idempotency, ManualChange, OrderFilter, OrderPage, PnlTotals};
+use storage::{
+    Idempotency, ManualChange, OpenClosed, OrderFilter, OrderPage, PnlTotals, Unreadable,
+};
 use utoipa::{OpenApi, ToSchema};
 
 /// Registers the routes under the API prefix.
@@ -37,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     components(schemas(
         CreateOrder,
         OrderPageReply,
+        UnreadableOrder,
         OrderDetail,
         Position,
         PositionsReply,
@@ -68,13 +71,38 @@ pub struct CreateOrder {
     pub location_type: Option<LocationType>,
 }
 
+/// A stored order that does not decode (a side or status another tool wrote, say): listed by
+/// id with the reason instead of failing the listing. Fix or delete the row; reading it by id
+/// answers 409 `order_unreadable` with the same reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnreadableOrder {
+    /// The order's id.
+    pub id: String,
+    /// What did not decode, such as `'HOLD' is not a valid side; expected one of BUY, SELL`.
+    pub reason: String,
+}
+
+impl From<Unreadable> for UnreadableOrder {
+    fn from(u: Unreadable) -> Self {
+        let Unreadable { id, reason } = u;
+        Self { id, reason }
+    }
+}
+
+/// The listing's unreadable rows as the API shows them.
+pub fn unreadable_orders(rows: Vec<Unreadable>) -> Vec<UnreadableOrder> {
+    rows.into_iter().map(UnreadableOrder::from).collect()
+}
+
 /// A page of orders, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderPageReply {
-    /// At most `limit` orders.
+    /// The page's orders; with `unreadable`, at most `limit`.
     pub orders: Vec<Order>,
-    /// Pass as `cursor` for the next page; null on the last.
+    /// Pass as `cursor` for the next page; null on the last. It moves past unreadable rows too.
     pub next_cursor: Option<String>,
+    /// The page's stored rows that do not decode, newest first; usually empty.
+    pub unreadable: Vec<UnreadableOrder>,
 }
 
 // Destructured field by field, so a field added to the storage type fails to compile here
@@ -84,10 +112,12 @@ impl From<OrderPage> for OrderPageReply {
         let OrderPage {
             orders,
             next_cursor,
+            unreadable,
         } = page;
         Self {
             orders,
             next_cursor,
+            unreadable: unreadable_orders(unreadable),
         }
     }
 }
@@ -114,8 +144,12 @@ pub struct PositionsReply {
     pub closed: Vec<Position>,
     /// Pending orders, newest first.
     pub open: Vec<Position>,
-    /// Counts and total P&L over all orders, not only the listed ones.
+    /// Counts and total P&L over all orders, not only the listed ones (unreadable rows
+    /// included).
     pub totals: TotalsReply,
+    /// Stored rows of either table that do not decode, open ones first; usually empty. Each
+    /// takes a place of the `limit` of its table.
+    pub unreadable: Vec<UnreadableOrder>,
 }
 
 /// Counts and P&L over every order matching the location filter.
@@ -398,7 +432,9 @@ pub async fn list_orders(
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The order, its P&L and history", body = OrderDetail),
-        (status = 404, description = "Unknown order", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+        (status = 404, description = "Unknown order", body = ErrorBody),
+        (status = 409, description = "Stored but unreadable (`order_unreadable`): `detail` names what did not decode", body = ErrorBody),
+        (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn get_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -422,7 +458,7 @@ pub async fn get_order(
     params(("id" = String, Path, description = "Order id", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "Cancelled", body = Order),
         (status = 404, description = "Unknown order", body = ErrorBody),
-        (status = 409, description = "Not pending", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+        (status = 409, description = "Not pending (`illegal_transition`), or stored but unreadable (`order_unreadable`)", body = ErrorBody), (status = 400, description = "Bad input", body = ErrorBody), (status = 503, description = "Database unavailable", body = ErrorBody)))]
 pub async fn cancel_order(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -484,13 +520,19 @@ pub async fn positions(
         cache.get_or_compute(&key, || {
             let as_of = orders::format_ms(&chrono::Utc::now());
             // Rows and totals from one snapshot, so the totals describe the listed book.
-            let (open, closed, totals) =
+            let (listed, totals) =
                 store.positions(limit, location.as_ref().map(Location::as_str))?;
+            let OpenClosed {
+                open,
+                closed,
+                unreadable,
+            } = listed;
             Ok::<_, ApiError>(PositionsReply {
                 as_of,
                 closed: as_positions(closed),
                 open: as_positions(open),
                 totals: totals.into(),
+                unreadable: unreadable_orders(unreadable),
             })
         })
     })

@@ -10,3 +10,4 @@ mod edges;
 mod legacy_routes;
 mod observability;
 mod order_api;
+mod unreadable;

@@ -53,7 +53,12 @@ async fn list_get_and_cancel(backend: Backend) {
         ids.push(r.json["id"].as_str().expect("id").to_string());
     }
     let page = app.get("/api/v1/orders?limit=3").await;
-    assert_keys(&page.json, &["orders", "next_cursor"]);
+    assert_keys(&page.json, &["orders", "next_cursor", "unreadable"]);
+    assert_eq!(
+        page.json["unreadable"],
+        json!([]),
+        "present, and empty on a healthy book"
+    );
     assert_eq!(page.json["orders"].as_array().map(Vec::len), Some(3));
     assert_eq!(
         page.json["orders"][0]["id"],
@@ -125,7 +130,11 @@ async fn positions_total_exact_pnl(backend: Backend) {
     }
     app.post_json("/api/v1/orders", json!({"side": "BUY", "qty_mwh": 1, "limit_price": 1, "hour_start_utc": "2031-05-05T00:00:00Z"})).await;
     let p = app.get("/api/v1/positions").await;
-    assert_keys(&p.json, &["as_of", "open", "closed", "totals"]);
+    assert_keys(
+        &p.json,
+        &["as_of", "open", "closed", "totals", "unreadable"],
+    );
+    assert_eq!(p.json["unreadable"], json!([]));
     // 0.03 * 0.333 = 0.00999; -(0.03 * 1.5) = -0.045; -0.5 * 10 = -5  → -5.03501
     assert_eq!(p.json["totals"]["total_pnl"], -5.03501);
     assert_eq!(p.json["totals"]["approved_count"], 3);

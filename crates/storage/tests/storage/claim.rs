@@ -175,9 +175,9 @@ fn claim_rolled_back_on_error_or_panic(db: &TestDb) {
         matches!(panicked, Err(StorageError::Decide { ref reason, .. }) if reason.contains("exploded")),
         "{panicked:?}"
     );
-    let (open, closed) = store.fetch_orders(100, 100, None).expect("fetch");
+    let listed = store.fetch_orders(100, 100, None).expect("fetch");
     assert_eq!(
-        (open.len(), closed.len()),
+        (listed.open.len(), listed.closed.len()),
         (4, 0),
         "everything is still PENDING"
     );

@@ -78,22 +78,31 @@ fn fetch_orders_splits_open_and_closed_newest_first(db: &TestDb) {
     store
         .claim_and_apply(ClaimScope::Due, 2, "test", approve_all(4000))
         .expect("claim");
-    let (open, closed) = store.fetch_orders(200, 200, None).expect("fetch");
+    let storage::OpenClosed {
+        open,
+        closed,
+        unreadable,
+    } = store.fetch_orders(200, 200, None).expect("fetch");
     assert_eq!((open.len(), closed.len()), (4, 2));
+    assert!(unreadable.is_empty());
     assert!(
         open.windows(2).all(|w| w[0].created_at >= w[1].created_at),
         "newest first"
     );
     assert!(open.iter().all(|o| o.status == OrderStatus::Pending));
     assert!(closed.iter().all(|o| o.status == OrderStatus::Approved));
-    let (open, closed) = store.fetch_orders(1, 1, None).expect("fetch limited");
-    assert_eq!((open.len(), closed.len()), (1, 1));
-    assert_eq!(open[0].id, ids[5], "the newest open order");
-    let (open, closed) = store
+    let limited = store.fetch_orders(1, 1, None).expect("fetch limited");
+    assert_eq!((limited.open.len(), limited.closed.len()), (1, 1));
+    assert_eq!(limited.open[0].id, ids[5], "the newest open order");
+    let west = store
         .fetch_orders(200, 200, Some("WEST"))
         .expect("fetch by location");
-    assert!(open.iter().chain(&closed).all(|o| o.location == "WEST"));
-    assert_eq!(open.len() + closed.len(), 3);
+    assert!(west
+        .open
+        .iter()
+        .chain(&west.closed)
+        .all(|o| o.location == "WEST"));
+    assert_eq!(west.open.len() + west.closed.len(), 3);
 }
 
 fn list_orders_filters_and_paginates(db: &TestDb) {

@@ -8,6 +8,7 @@ mod group_commit;
 mod lifecycle;
 mod parked;
 mod retention;
+mod unreadable;
 
 use chrono::Utc;
 use orders::{format_ms, Decision, NewOrder, NewOrderFields, Price};

@@ -382,14 +382,39 @@ fn rows_of<'a, 'k: 'a>(
             to_status: OrderStatus::Pending.as_str(),
             at: naive(now),
             actor,
-            details: json!({
-                "side": o.side(), "qty_mwh": o.qty_mwh(), "limit_price": o.limit_price(),
-                "location": o.location(),
-            })
-            .to_string(),
+            details: creation_details(o),
         })
         .collect();
     (rows, events)
+}
+
+/// The creation event's details: the text `json!({"side", "qty_mwh", "limit_price",
+/// "location"}).to_string()` gave (keys sorted, the amounts as JSON floats), written without
+/// building a map and reparsing each amount's exact text into a float: that cost about 1 µs an
+/// order, a millisecond for a batch of 1,000.
+fn creation_details(o: &NewOrder) -> String {
+    #[derive(serde::Serialize)]
+    struct Details<'a> {
+        limit_price: f64,
+        location: &'a ::orders::Location,
+        qty_mwh: f64,
+        side: ::orders::Side,
+    }
+    // `to_f64` divides the scaled integer by a power of ten, which rounds exactly as parsing
+    // the decimal text does: the float, and so its shortest text, is the one `json!` printed.
+    serde_json::to_string(&Details {
+        limit_price: o.limit_price().to_f64(),
+        location: o.location(),
+        qty_mwh: o.qty_mwh().to_f64(),
+        side: o.side(),
+    })
+    .unwrap_or_else(|_| {
+        json!({
+            "side": o.side(), "qty_mwh": o.qty_mwh(), "limit_price": o.limit_price(),
+            "location": o.location(),
+        })
+        .to_string()
+    })
 }
 
 /// Executes the multi-row inserts (on the inner connection: they do not compile on the enum).
@@ -575,6 +600,58 @@ mod tests {
             }
         }
         panic!("the watcher did not report {earliest}; it reported {heard:?}");
+    }
+
+    /// The details text is the one `json!` wrote before, over the whole range of amounts.
+    #[test]
+    fn creation_details_are_the_json_macro_text() {
+        let due = Utc::now() + Duration::days(1);
+        let prices = [
+            "-1000", "-999.99", "-0.01", "0", "0.1", "0.10", "40.1", "40.10", "49.99",
+        ];
+        let more = [
+            "1234.56", "9999.99", "10000", "0.07", "33.33", "3.3", "1e2", "0.3",
+        ];
+        let quantities = [
+            "0.001", "0.1", "1", "1.125", "2.5", "3.333", "9999.999", "10000",
+        ];
+        for (i, price) in prices.iter().chain(&more).enumerate() {
+            for qty in quantities {
+                let new = NewOrder::from_fields(&NewOrderFields {
+                    side: Some(if i % 2 == 0 { "BUY" } else { "sell" }),
+                    qty_mwh: Some(qty),
+                    limit_price: Some(price),
+                    hour_start_utc: Some(&format_ms(&due)),
+                    location: Some("West_Hub.2"),
+                    location_type: None,
+                })
+                .expect("valid order");
+                let before = json!({
+                    "side": new.side(), "qty_mwh": new.qty_mwh(),
+                    "limit_price": new.limit_price(), "location": new.location(),
+                })
+                .to_string();
+                assert_eq!(creation_details(&new), before, "{price} {qty}");
+            }
+        }
+        // Every scaled price of a range, each with a few quantities.
+        for cents in -2_000i64..2_000 {
+            let new = NewOrder::new(
+                ::orders::Side::Buy,
+                ::orders::Quantity::from_scaled(cents.abs() * 37 + 1),
+                ::orders::Price::from_scaled(cents * 7),
+                ::orders::Location::parse("PJM-RTO").expect("location"),
+                LocationType::Zone,
+                due,
+            )
+            .expect("valid order");
+            let before = json!({
+                "side": new.side(), "qty_mwh": new.qty_mwh(),
+                "limit_price": new.limit_price(), "location": new.location(),
+            })
+            .to_string();
+            assert_eq!(creation_details(&new), before);
+        }
     }
 
     crate::backend_tests!(

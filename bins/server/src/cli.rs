@@ -20,6 +20,9 @@ fn open(url: &str) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the database {}", crate::app::redact(url)))
 }
 
+/// Orders per transaction of `seed`, the most one `POST /api/v1/orders/batch` takes.
+const SEED_CHUNK: usize = 1_000;
+
 /// `seed`: creates orders with random sides, quantities and prices, due over a window.
 pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
     let location = Location::parse(&args.location)?;
@@ -45,7 +48,10 @@ pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
     let mut rng = rand::rng();
     let mut created = 0;
     while created < count {
-        let n = (count - created).min(5_000);
+        // The batch route's path and size: one transaction per 1,000 orders, so a running
+        // server's writers (the scheduler's claims included) wait behind a seed for
+        // milliseconds at a time, not for the whole seed.
+        let n = (count - created).min(SEED_CHUNK);
         let batch = (0..n)
             .map(|_| {
                 let due = fixed.unwrap_or_else(|| {
@@ -65,7 +71,7 @@ pub fn seed(args: &SeedArgs) -> anyhow::Result<()> {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        store.insert_orders(&batch, "cli:seed")?;
+        store.insert_batch(&batch, None, "cli:seed")?;
         created += n;
         bar.inc(n as u64);
     }

@@ -400,6 +400,8 @@ fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chro
     std::thread::sleep(Duration::from_millis(2500)); // let the row highlight fade
     save_screenshot(session);
 
+    tomorrow_shortcut(session, base);
+
     // Stop the scheduler with the button: the panel says so, and so does the API.
     session.click("#btn-stop");
     session.wait_for(
@@ -462,7 +464,10 @@ fn drive(session: &Session<'_>, base: &str, far: &(String, chrono::DateTime<chro
     // No error on the console but the two refused orders' network lines.
     assert_console_clean(
         session,
-        &["/api/v1/orders - Failed to load resource: the server responded with a status of 400"],
+        &[
+            "/api/v1/orders - Failed to load resource: the server responded with a status of 400",
+            "/api/v1/orders/batch - Failed to load resource: the server responded with a status of 400",
+        ],
     );
 
     // A deep link opens the page with that order's detail (a fresh load, not a hash change).
@@ -637,6 +642,121 @@ fn polling_fallback(session: &Session<'_>, base: &str) {
 
 /// No script error, rejected promise, `console.error` or CSP violation on the page, and no
 /// SEVERE browser log entry other than the `allowed` ones (expected refusals' network lines).
+/// The pending orders over the API: (id, limit price, due time), at most 1,000.
+fn pending(base: &str) -> Vec<(String, String, String)> {
+    let page: Value =
+        reqwest::blocking::get(format!("{base}/api/v1/orders?status=PENDING&limit=1000"))
+            .and_then(|r| r.json())
+            .expect("pending orders over the API");
+    page["orders"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|o| {
+            let text = |k: &str| {
+                o[k].as_str()
+                    .map_or_else(|| o[k].to_string(), str::to_string)
+            };
+            (text("id"), text("limit_price"), text("hour_start_utc"))
+        })
+        .collect()
+}
+
+/// "Place for every hour of tomorrow": a refused book (a price with three decimals) shows the
+/// API's error under the price and writes nothing; the form's order then goes in once for each
+/// hour of tomorrow (UTC), 24 new PENDING orders in the API and in the open table.
+fn tomorrow_shortcut(session: &Session<'_>, base: &str) {
+    let before = pending(base);
+    let open_rows = "return document.querySelectorAll('#open-body tr').length;";
+    let rows_before = session
+        .js(open_rows, json!([]))
+        .as_u64()
+        .expect("row count");
+
+    session.type_into("#f-price", "41.255");
+    session.click("#btn-tomorrow");
+    session.wait_for(
+        "the batch's price error under its field",
+        Duration::from_secs(5),
+        "return document.getElementById('e-limit_price').textContent === 'Has more than 2 decimal places'
+           && document.getElementById('f-price').getAttribute('aria-invalid') === 'true';",
+        json!([]),
+    );
+    assert_eq!(
+        pending(base).len(),
+        before.len(),
+        "a refused batch wrote orders"
+    );
+
+    session.click("input[name=\"side\"][value=\"SELL\"]");
+    session.type_into("#f-qty", "1.5");
+    session.type_into("#f-price", "41.25");
+    session.type_into("#f-location", "PJM-RTO");
+    let asked_at = chrono::Utc::now();
+    session.click("#btn-tomorrow");
+    let msg = session.wait_for(
+        "the form to confirm 24 orders",
+        Duration::from_secs(5),
+        "const m = document.getElementById('form-msg');
+         return m.dataset.batchCount === '24' ? m.textContent : null;",
+        json!([]),
+    );
+    println!("tomorrow shortcut: {msg}");
+    let msg = msg.as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("Placed 24 orders: SELL 1.5 MWh at 41.25 $/MWh"),
+        "{msg}"
+    );
+    assert_eq!(
+        session.js(
+            "return document.getElementById('e-limit_price').textContent;",
+            json!([])
+        ),
+        json!(""),
+        "the earlier error was cleared"
+    );
+
+    let known: std::collections::HashSet<&String> = before.iter().map(|o| &o.0).collect();
+    let new: Vec<(String, String, String)> = pending(base)
+        .into_iter()
+        .filter(|o| !known.contains(&o.0))
+        .collect();
+    assert_eq!(new.len(), 24, "new pending orders: {new:?}");
+    let mut dues: Vec<chrono::DateTime<chrono::Utc>> = new
+        .iter()
+        .map(|(_, price, due)| {
+            assert_eq!(price, "41.25", "{new:?}");
+            chrono::DateTime::parse_from_rfc3339(due)
+                .expect("RFC 3339 due time")
+                .with_timezone(&chrono::Utc)
+        })
+        .collect();
+    dues.sort();
+    // Tomorrow as the page saw it: the day after the click (or after the answer, should
+    // midnight UTC have passed in between).
+    let tomorrow = |t: chrono::DateTime<chrono::Utc>| {
+        t.date_naive()
+            .succ_opt()
+            .expect("a next day")
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+    };
+    let day = [tomorrow(asked_at), tomorrow(chrono::Utc::now())]
+        .into_iter()
+        .find(|d| dues[0] == *d)
+        .unwrap_or_else(|| panic!("first due {} is not tomorrow's midnight", dues[0]));
+    let hours: Vec<_> = (0..24).map(|h| day + chrono::Duration::hours(h)).collect();
+    assert_eq!(dues, hours, "one order for each hour of tomorrow (UTC)");
+
+    session.wait_for(
+        "the 24 new orders in the open table",
+        Duration::from_secs(5),
+        "return document.querySelectorAll('#open-body tr').length === arguments[0] + 24;",
+        json!([rows_before]),
+    );
+}
+
 fn assert_console_clean(session: &Session<'_>, allowed: &[&str]) {
     let errors = session.js("return window.__errors;", json!([]));
     assert_eq!(errors, json!([]), "errors on the page");

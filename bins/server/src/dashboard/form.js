@@ -1,5 +1,6 @@
 // The "New order" form: side, quantity, price, location and the due time (at a UTC time, or in
-// N seconds), with the API's validation errors shown under the field they are about.
+// N seconds), with the API's validation errors shown under the field they are about; and the
+// shortcut that places the same order for each of the 24 hours of tomorrow (UTC) in one batch.
 
 import { api } from './api.js';
 import { $, setText, showMsg } from './dom.js';
@@ -68,6 +69,20 @@ function showFieldError(field, message) {
   }
 }
 
+/** The form's order, due at `hourStartUtc`, as the API's body fields. */
+function formOrder(hourStartUtc) {
+  const side = document.querySelector('input[name="side"]:checked');
+  return {
+    side: side ? side.value : '',
+    // Sent as the typed text: the API reads decimal strings exactly.
+    qty_mwh: $('f-qty').value.trim(),
+    limit_price: $('f-price').value.trim(),
+    hour_start_utc: hourStartUtc,
+    location: $('f-location').value.trim(),
+    location_type: $('f-location-type').value,
+  };
+}
+
 async function submitOrder(ev) {
   ev.preventDefault();
   clearFormErrors();
@@ -77,22 +92,13 @@ async function submitOrder(ev) {
     showFieldError('hour_start_utc', when.error);
     return;
   }
-  const side = document.querySelector('input[name="side"]:checked');
-  const body = {
-    side: side ? side.value : '',
-    // Sent as the typed text: the API reads decimal strings exactly.
-    qty_mwh: $('f-qty').value.trim(),
-    limit_price: $('f-price').value.trim(),
-    hour_start_utc: when.value,
-    location: $('f-location').value.trim(),
-    location_type: $('f-location-type').value,
-  };
-  const { text, starts } = encodeBody(body);
+  const { text, starts } = encodeBody(formOrder(when.value));
   const button = $('btn-submit');
   button.disabled = true;
   try {
     const order = await api('POST', '/api/v1/orders', text);
     const msg = $('form-msg');
+    delete msg.dataset.batchCount;
     msg.dataset.orderId = order.id;
     msg.textContent = `Placed ${order.side} ${qtyFmt.format(order.qty_mwh)} MWh at ` +
       `${priceFmt.format(order.limit_price)} $/MWh, due ${fmtUtc(parseTime(order.hour_start_utc))} UTC.`;
@@ -113,6 +119,50 @@ async function submitOrder(ev) {
   }
 }
 
+/** The 24 hour starts of the UTC day after the one containing `now`, as RFC 3339 texts. */
+export function tomorrowHours(now) {
+  const d = new Date(now);
+  return Array.from({ length: 24 }, (_, h) =>
+    new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1, h)).toISOString());
+}
+
+/**
+ * Places the form's order (its due time aside) once for each hour of tomorrow, UTC, in one
+ * `POST /api/v1/orders/batch`: the server validates all 24 before writing any, so the book
+ * goes in whole or not at all.
+ */
+async function submitTomorrow() {
+  clearFormErrors();
+  setText('form-msg', '');
+  const hours = tomorrowHours(Date.now());
+  const orders = hours.map(formOrder);
+  const button = $('btn-tomorrow');
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    const created = await api('POST', '/api/v1/orders/batch', JSON.stringify(orders));
+    const first = created[0];
+    const msg = $('form-msg');
+    delete msg.dataset.orderId;
+    msg.dataset.batchCount = String(created.length);
+    msg.textContent = `Placed ${created.length} orders: ${first.side} ` +
+      `${qtyFmt.format(first.qty_mwh)} MWh at ${priceFmt.format(first.limit_price)} $/MWh, ` +
+      `due every hour from ${fmtUtc(parseTime(hours[0]))} to ${fmtUtc(parseTime(hours[23]))} UTC.`;
+    scheduleRefresh(0);
+    refreshStatus();
+  } catch (e) {
+    // Every element carries the same form values, so `orders[i].limit_price: ...` is about
+    // the form's price field.
+    const detail = e.status === 400 ? e.detail.replace(/^orders\[\d+\]\.?/, '') : '';
+    const [field, message] = detail ? locateError(detail, []) : [null, ''];
+    if (field && field !== 'hour_start_utc') showFieldError(field, message);
+    else showMsg('form-error', `The orders were not placed: ${e.detail}`);
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}
+
 export function initForm() {
   const tick = () => tickDueHint(Date.now());
   const choose = (mode) => () => {
@@ -121,6 +171,7 @@ export function initForm() {
   };
   resetDueDefault();
   $('order-form').addEventListener('submit', submitOrder);
+  $('btn-tomorrow').addEventListener('click', submitTomorrow);
   $('f-due-at').addEventListener('input', () => {
     due.touched = true;
     choose('at')();

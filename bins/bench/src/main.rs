@@ -4,10 +4,11 @@
 //! time, spread or in a burst), HTTP create throughput and latency, and scale-out (several
 //! servers on one Postgres database). Under real conditions (issue 11) it also measures
 //! lateness with a busy API over a big future book, lateness of orders from other processes,
-//! and the idle cost of a server holding a big book. It prints a table of medians (min–max) and
-//! the targets, and writes every run to JSON. See `docs/BENCHMARKS.md` for the commands and
-//! results.
+//! and the idle cost of a server holding a big book; and batch create (issue 14 item 2). It
+//! prints a table of medians (min–max) and the targets, and writes every run to JSON. See
+//! `docs/BENCHMARKS.md` for the commands and results.
 
+mod batch;
 mod book;
 mod busy;
 mod catchup;
@@ -93,6 +94,15 @@ struct Cli {
     /// Cross-process: orders written by the CLI, and orders whose creator is killed.
     #[arg(long, global = true, default_value_t = 100)]
     cross_orders: usize,
+    /// Batch create: batches posted per kind (keyless, keyed).
+    #[arg(long, global = true, default_value_t = 100)]
+    batches: usize,
+    /// Batch create: orders per batch (the route takes at most 1,000).
+    #[arg(long, global = true, default_value_t = 1_000)]
+    batch_orders: usize,
+    /// Batch create: concurrent clients.
+    #[arg(long, global = true, default_value_t = 4)]
+    batch_clients: usize,
     /// Idle cost: measured seconds.
     #[arg(long, global = true, default_value_t = 60)]
     idle_secs: u64,
@@ -138,6 +148,9 @@ enum What {
     /// Lateness while retention prunes an old closed book (issue 16 item 3); sizes from
     /// `--book-orders`, `--busy-orders` and `--busy-window-secs`.
     Prune,
+    /// Batch create: day-ahead books of up to 1,000 orders over `POST /api/v1/orders/batch`
+    /// (issue 14 item 2); sizes from `--batches`, `--batch-orders`, `--batch-clients`.
+    Batch,
     /// Everything above, in that order.
     All,
 }
@@ -164,6 +177,7 @@ struct Plan {
     cross_lead: Duration,
     cross_window: Duration,
     idle: Duration,
+    batch: batch::BatchPlan,
 }
 
 impl Plan {
@@ -196,6 +210,11 @@ impl Plan {
                 cross_lead: Duration::from_secs(2),
                 cross_window: Duration::from_secs(1),
                 idle: Duration::from_secs(5),
+                batch: batch::BatchPlan {
+                    batches: 4,
+                    orders: 100,
+                    clients: 2,
+                },
             };
         }
         Plan {
@@ -219,6 +238,11 @@ impl Plan {
             cross_lead: Duration::from_secs(3),
             cross_window: Duration::from_secs(3),
             idle: Duration::from_secs(cli.idle_secs.max(1)),
+            batch: batch::BatchPlan {
+                batches: cli.batches.max(1),
+                orders: cli.batch_orders.clamp(1, 1_000),
+                clients: cli.batch_clients.max(1),
+            },
         }
     }
 }
@@ -600,6 +624,35 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                 runs.push(r);
             }
             report.add_prune(backend, runs);
+        }
+    }
+    if wants(What::Batch) {
+        for &backend in &plan.backends {
+            let mut runs = Vec::new();
+            for k in 0..plan.runs {
+                eprintln!(
+                    "batch {} {} x {} orders, {} clients, run {}/{}",
+                    backend.name(),
+                    plan.batch.batches,
+                    plan.batch.orders,
+                    plan.batch.clients,
+                    k + 1,
+                    plan.runs
+                );
+                let r = batch::run(backend, &db_cfg, &server_cfg, plan.batch)?;
+                for x in &r {
+                    eprintln!(
+                        "  {}: {:.0} orders/s ({:.3} s), batch p50 {:.1} ms, p99 {:.1} ms",
+                        if x.keyed { "keyed" } else { "keyless" },
+                        x.orders_per_s,
+                        x.wall_s,
+                        x.p50_ms,
+                        x.p99_ms
+                    );
+                }
+                runs.push(r);
+            }
+            report.add_batch(backend, &runs);
         }
     }
     report.finish();

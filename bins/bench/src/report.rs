@@ -113,6 +113,7 @@ pub struct Report {
     cross: Vec<realtime::CrossEntry>,
     idle: Vec<realtime::IdleEntry>,
     prune: Vec<PruneEntry>,
+    batch: Vec<crate::batch::BatchEntry>,
     targets: Vec<Target>,
 }
 
@@ -153,6 +154,7 @@ impl Report {
             cross: Vec::new(),
             idle: Vec::new(),
             prune: Vec::new(),
+            batch: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -245,6 +247,11 @@ impl Report {
                 runs: of_route,
             });
         }
+    }
+
+    /// Adds the batch-create runs of one backend (each run holds keyless and keyed).
+    pub fn add_batch(&mut self, backend: Backend, runs: &[Vec<crate::batch::BatchRun>]) {
+        self.batch.extend(crate::batch::entries(backend, runs));
     }
 
     /// Adds the scale-out runs with `servers` processes.
@@ -388,6 +395,9 @@ impl Report {
                 );
             }
         }
+        for (what, measured, required, met) in crate::batch::targets(&self.batch) {
+            add(what, measured, required, met);
+        }
         self.realtime_targets(&mut add);
         self.targets = targets;
     }
@@ -518,6 +528,7 @@ impl Report {
             }
         }
         self.realtime_table(&mut t);
+        crate::batch::table(&mut t, &self.batch);
         if !self.targets.is_empty() {
             let _ = writeln!(
                 t,

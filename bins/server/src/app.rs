@@ -118,6 +118,7 @@ impl Application {
                 Duration::from_secs(1),
                 Duration::from_millis(20),
             )),
+            listings: Arc::new(crate::coalesce::Coalescer::default()),
         });
         let readiness = web::Data::new(crate::routes::health::Readiness {
             unready_after: Duration::from_secs(args.unready_after_secs),

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -34,6 +34,8 @@ pub struct AppState {
     /// Positions answers shared between callers for up to a second (their totals count the
     /// whole book).
     pub positions: Arc<crate::snapshot_cache::SnapshotCache<crate::routes::orders::PositionsReply>>,
+    /// Listings asked at the same time share one read begun after each caller asked.
+    pub listings: Arc<crate::coalesce::Coalescer>,
 }
 
 impl AppState {

@@ -406,23 +406,36 @@ pub async fn fetch_orders(
         .filter(|l| !l.is_empty())
         .map(Location::parse)
         .transpose()?;
-    let store = state.store.clone();
-    let listed = blocking(move || {
-        Ok(store.fetch_orders(
-            limit_open,
-            limit_closed,
-            location.as_ref().map(Location::as_str),
-        )?)
+    // Coalesced: pollers asking the same question at once share one read that began after
+    // each of them asked (so a caller still sees its own writes), and its serialisation.
+    let key = format!(
+        "fetch_orders:{limit_open}:{limit_closed}:{}",
+        location.as_ref().map(Location::as_str).unwrap_or("")
+    );
+    let (store, listings) = (state.store.clone(), state.listings.clone());
+    let body = blocking(move || {
+        listings.get(&key, || -> Result<web::Bytes, ApiError> {
+            let OpenClosed {
+                open,
+                closed,
+                unreadable,
+            } = store.fetch_orders(
+                limit_open,
+                limit_closed,
+                location.as_ref().map(Location::as_str),
+            )?;
+            let reply = FetchOrdersReply {
+                closed: closed.into(),
+                open: open.into(),
+                unreadable: unreadable_orders(unreadable),
+            };
+            Ok(web::Bytes::from(serde_json::to_vec(&reply).map_err(
+                |e| ApiError::Internal(format!("cannot serialise orders: {e}")),
+            )?))
+        })
     })
     .await?;
-    let OpenClosed {
-        open,
-        closed,
-        unreadable,
-    } = listed;
-    Ok(HttpResponse::Ok().json(FetchOrdersReply {
-        closed: closed.into(),
-        open: open.into(),
-        unreadable: unreadable_orders(unreadable),
-    }))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }

@@ -15,7 +15,7 @@
 
 use actix_web::web::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Most distinct questions tracked; beyond it, idle ones are forgotten.
 const MAX_KEYS: usize = 64;
@@ -93,7 +93,7 @@ impl Coalescer {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Barrier;
+    use std::sync::{Arc, Barrier};
     use std::time::Duration;
 
     /// At rest every call reads for itself: a caller always sees a read that began after it

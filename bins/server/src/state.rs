@@ -33,7 +33,8 @@ pub struct AppState {
     pub site: SiteGuard,
     /// Positions answers shared between callers for up to a second (their totals count the
     /// whole book).
-    pub positions: Arc<crate::snapshot_cache::SnapshotCache<crate::routes::orders::PositionsReply>>,
+    /// Held serialised, so sharing an answer also shares its serialisation.
+    pub positions: Arc<crate::snapshot_cache::SnapshotCache<actix_web::web::Bytes>>,
     /// Listings asked at the same time share one read begun after each caller asked.
     pub listings: Arc<crate::coalesce::Coalescer>,
 }

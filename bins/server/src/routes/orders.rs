@@ -505,7 +505,7 @@ pub async fn positions(
         .map(Location::parse)
         .transpose()?;
     let store = state.store.clone();
-    let cache = Arc::clone(&state.positions);
+    let (cache, listings) = (Arc::clone(&state.positions), Arc::clone(&state.listings));
     let key = format!("{limit}|{}", location.as_ref().map_or("", |l| l.as_str()));
     let as_positions = |orders: Vec<Order>| -> Vec<Position> {
         orders
@@ -516,26 +516,35 @@ pub async fn positions(
             })
             .collect()
     };
-    let reply = blocking(move || {
+    // Shared for a second once expensive (a big book), and coalesced below that: callers
+    // asking at once share one read begun after each of them asked.
+    let body = blocking(move || {
         cache.get_or_compute(&key, || {
-            let as_of = orders::format_ms(&chrono::Utc::now());
-            // Rows and totals from one snapshot, so the totals describe the listed book.
-            let (listed, totals) =
-                store.positions(limit, location.as_ref().map(Location::as_str))?;
-            let OpenClosed {
-                open,
-                closed,
-                unreadable,
-            } = listed;
-            Ok::<_, ApiError>(PositionsReply {
-                as_of,
-                closed: as_positions(closed),
-                open: as_positions(open),
-                totals: totals.into(),
-                unreadable: unreadable_orders(unreadable),
+            listings.get(&format!("positions:{key}"), || {
+                let as_of = orders::format_ms(&chrono::Utc::now());
+                // Rows and totals from one snapshot, so the totals describe the listed book.
+                let (listed, totals) =
+                    store.positions(limit, location.as_ref().map(Location::as_str))?;
+                let OpenClosed {
+                    open,
+                    closed,
+                    unreadable,
+                } = listed;
+                let reply = PositionsReply {
+                    as_of,
+                    closed: as_positions(closed),
+                    open: as_positions(open),
+                    totals: totals.into(),
+                    unreadable: unreadable_orders(unreadable),
+                };
+                Ok::<_, ApiError>(web::Bytes::from(serde_json::to_vec(&reply).map_err(
+                    |e| ApiError::Internal(format!("cannot serialise positions: {e}")),
+                )?))
             })
         })
     })
     .await?;
-    Ok(HttpResponse::Ok().json(&*reply))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(web::Bytes::clone(&body)))
 }

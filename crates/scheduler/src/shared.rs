@@ -163,7 +163,8 @@ impl Shared {
     pub(crate) fn status(&self, thread_alive: bool) -> Status {
         let counts = self.counts();
         let ok = counts.as_ref().and_then(|c| c.result.as_ref().ok());
-        let st = self.lock();
+        let mut st = self.lock();
+        let lateness_ms = st.lateness.summary();
         Status {
             running: st.running,
             thread_alive,
@@ -183,7 +184,7 @@ impl Shared {
             parked_recent: st.parked_recent.iter().cloned().collect(),
             passes: st.passes,
             last_pass_ms: st.last_pass_ms,
-            lateness_ms: st.lateness.summary(),
+            lateness_ms,
             next_wake: st.next_wake,
             last_error: match counts.as_ref().map(|c| &c.result) {
                 Some(Err(e)) => Some(e.clone()),

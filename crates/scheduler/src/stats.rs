@@ -31,6 +31,10 @@ pub(crate) const LATENESS_WINDOW: usize = 4_096;
 #[derive(Debug, Default)]
 pub(crate) struct LatenessWindow {
     samples: VecDeque<i64>,
+    /// The summary of `samples`, until the next push. Status is read far more often than
+    /// orders are moderated (forty pollers, say), and sorting the window under the state
+    /// lock once per read kept the scheduler waiting for that lock.
+    summary: Option<LatenessSummary>,
 }
 
 impl LatenessWindow {
@@ -40,10 +44,20 @@ impl LatenessWindow {
             self.samples.pop_front();
         }
         self.samples.push_back(lateness_ms);
+        self.summary = None;
     }
 
     /// The status's `lateness_ms`: last sample, p50, p99 and max of the window.
-    pub(crate) fn summary(&self) -> LatenessSummary {
+    pub(crate) fn summary(&mut self) -> LatenessSummary {
+        if let Some(s) = &self.summary {
+            return s.clone();
+        }
+        let s = self.compute();
+        self.summary = Some(s.clone());
+        s
+    }
+
+    fn compute(&self) -> LatenessSummary {
         let mut sorted: Vec<i64> = self.samples.iter().copied().collect();
         sorted.sort_unstable();
         LatenessSummary {
@@ -81,6 +95,16 @@ mod tests {
             w.push(ms);
         }
         let s = w.summary();
+        assert_eq!(w.summary(), s, "read twice, unchanged");
+        w.push(1_000_000);
+        assert_eq!(w.summary().max, Some(1_000_000), "a push is seen at once");
+        w.push(0);
+        assert_eq!(w.summary().last, Some(0));
+        let mut w2 = LatenessWindow::default();
+        for ms in 0..(LATENESS_WINDOW as i64 + 10) {
+            w2.push(ms);
+        }
+        let s = w2.summary();
         assert_eq!(s.samples, LATENESS_WINDOW);
         assert_eq!(s.last, Some(LATENESS_WINDOW as i64 + 9));
         assert_eq!(s.max, s.last);

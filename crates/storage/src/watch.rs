@@ -72,8 +72,8 @@ fn run(store: &Store, poll: Duration, stop: &AtomicBool, on_due: &dyn Fn(DateTim
     while keep_going() {
         let result = store.url().connect().and_then(|mut conn| {
             backoff = Duration::from_millis(100);
-            // Anything inserted while no one was listening is only visible by reading.
-            reread();
+            // Anything inserted while no one was listening is only visible by reading: the
+            // backend asks for that read (`None`) once it is watching, not before.
             let mut on_change = |due: Option<DateTime<Utc>>| match due {
                 Some(t) => on_due(t),
                 None => reread(),

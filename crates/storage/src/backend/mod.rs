@@ -72,7 +72,10 @@ pub(crate) trait Backend {
     /// the caller reconnects), calling `on_change` whenever another connection may have
     /// inserted orders: with the earliest due time inserted when the backend knows it
     /// (Postgres's notification carries it), or `None` when the caller must re-read it.
-    /// `poll` bounds how long a change waits to be noticed.
+    /// `poll` bounds how long a change waits to be noticed. It calls `on_change(None)` once as
+    /// soon as it is watching (listening, or holding its first data version), so that what was
+    /// inserted before is read after that point: reading first and listening second would miss
+    /// an insert committed between the two until the scheduler's periodic check.
     fn watch(
         conn: &mut Self::Conn,
         poll: Duration,

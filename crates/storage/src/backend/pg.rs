@@ -213,6 +213,9 @@ impl Backend for Pg {
         on_change: &mut dyn FnMut(Option<DateTime<Utc>>),
     ) -> Result<(), StorageError> {
         conn.batch_execute(&format!("LISTEN {DUE_CHANNEL}"))?;
+        // Listening now: anything inserted before is found by reading, anything after is
+        // notified.
+        on_change(None);
         while keep_going() {
             let mut earliest: Option<DateTime<Utc>> = None;
             let mut unparsed = false;

@@ -262,8 +262,10 @@ impl Backend for Sqlite {
                 .and_then(|w| std::fs::metadata(w).ok())
                 .map(|m| (m.len(), m.modified().ok()))
         };
-        let mut seen = read(conn)?;
         let mut seen_stamp = stamp();
+        let mut seen = read(conn)?;
+        // Holding a version now: commits before it are found by reading, later ones move it.
+        on_change(None);
         let mut asked = std::time::Instant::now();
         while keep_going() {
             std::thread::sleep(poll);

@@ -188,6 +188,13 @@ pub fn orders(args: &OrdersArgs) -> anyhow::Result<()> {
         print_table(&page.orders);
         println!("{} orders shown", page.orders.len());
     }
+    // On stderr, so the table and the JSON array keep their shape for scripts.
+    for u in &page.unreadable {
+        eprintln!(
+            "order {} is stored but cannot be read: {}; fix or delete the row",
+            u.id, u.reason
+        );
+    }
     Ok(())
 }
 

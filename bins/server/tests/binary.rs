@@ -817,3 +817,51 @@ fn a_reader_that_stops_early_ends_the_tool_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// Issue 16: `orders` lists the readable orders and names each stored row it cannot read on
+/// stderr, instead of failing the whole listing.
+#[test]
+fn orders_names_rows_it_cannot_read() {
+    use diesel::prelude::*;
+    let db = storage::testing::TestDb::sqlite();
+    let store = db.store();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            let new = orders::NewOrder::from_fields(&orders::NewOrderFields {
+                side: Some("BUY"),
+                qty_mwh: Some("1"),
+                limit_price: Some("40"),
+                hour_start_utc: Some(&orders::format_ms(
+                    &(chrono::Utc::now() + chrono::Duration::hours(1 + i)),
+                )),
+                location: None,
+                location_type: None,
+            })
+            .expect("valid");
+            store
+                .insert_order(&new, None, "test")
+                .expect("insert")
+                .order
+                .id
+        })
+        .collect();
+    diesel::update(storage::schema::orders::table.filter(storage::schema::orders::id.eq(&ids[1])))
+        .set(storage::schema::orders::side.eq("HOLD"))
+        .execute(&mut *store.conn().expect("conn"))
+        .expect("corrupt one row");
+    let (ok, out, err) = run_raw(&["orders", "--database-url", &db.url, "--json"]);
+    assert!(ok, "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("a JSON array");
+    let shown: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    assert_eq!(shown.len(), 2, "{out}");
+    assert!(!shown.contains(&ids[1].as_str()), "{out}");
+    assert!(
+        err.contains(&ids[1]) && err.contains("HOLD"),
+        "stderr names the unreadable row: {err}"
+    );
+}

@@ -214,11 +214,22 @@ impl Session<'_> {
         }
     }
 
-    /// Clicks an element (scrolling it into view), as a user would.
+    /// Clicks an element (scrolling it into view), as a user would. Live panels re-render
+    /// their rows on every poll, so the element found may be replaced before the click lands
+    /// ("stale element reference"): then it is found again, as a user's second click would,
+    /// a few times at most.
     pub fn click(&self, css: &str) {
-        let el = self.find(css);
-        self.post(&format!("/element/{}/click", el.0), json!({}))
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let mut attempts = 0;
+        loop {
+            let el = self.find(css);
+            match self.post(&format!("/element/{}/click", el.0), json!({})) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") && attempts < 5 => {
+                    attempts += 1;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Clears an input and types `text` into it with key events.

@@ -66,6 +66,7 @@ impl Application {
         let pool = PoolConfig {
             max_size: args.db.pool_size.max(2),
             connection_timeout: std::time::Duration::from_millis(1500),
+            ..PoolConfig::default()
         };
         let store = Store::open(&args.db.database_url, &pool).with_context(|| {
             format!("cannot open the database {}", redact(&args.db.database_url))
@@ -123,7 +124,14 @@ impl Application {
         let readiness = web::Data::new(crate::routes::health::Readiness {
             unready_after: Duration::from_secs(args.unready_after_secs),
         });
+        // Read here, on the thread that started the scheduler: the workers' value is relative
+        // to the scheduler's.
+        let (nice_base, http_nice) = (crate::priority::current_nice(), args.http_nice);
         let mut server = HttpServer::new(move || {
+            // Runs on each worker thread as it starts.
+            if let Err(e) = crate::priority::lower_this_thread(nice_base, http_nice) {
+                log::warn!("could not lower an HTTP worker's priority: {e}");
+            }
             App::new()
                 .app_data(state.clone())
                 .app_data(readiness.clone())

@@ -18,7 +18,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use storage::{DueWatch, PoolConfig, Store};
+use storage::{ConnectionCheck, DueWatch, PoolConfig, Store};
 
 /// Connections in the worker's own pool: one for passes, one for the insert watcher's reads.
 const OWN_CONNECTIONS: u32 = 2;
@@ -116,6 +116,9 @@ impl SchedulerBuilder {
             .dedicated(&PoolConfig {
                 max_size: OWN_CONNECTIONS,
                 connection_timeout: Duration::from_secs(5),
+                // A pass retries after a failure; its first query should not wait behind a
+                // test round trip at the due instant.
+                check: ConnectionCheck::OnReturn,
             })
             .unwrap_or_else(|e| {
                 log::warn!("scheduler: no pool of its own ({e}); sharing the caller's");

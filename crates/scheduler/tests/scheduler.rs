@@ -478,6 +478,7 @@ fn status_storm_does_not_delay_moderation(db: &TestDb) {
         &storage::PoolConfig {
             max_size: 2,
             connection_timeout: Duration::from_secs(5),
+            ..Default::default()
         },
     )
     .expect("small pool");

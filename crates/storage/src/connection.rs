@@ -101,12 +101,13 @@ impl DatabaseUrl {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    check: ConnectionCheck,
 }
 
 impl Manager {
-    /// A manager for this database.
-    pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+    /// A manager for this database that tests connections as `check` says.
+    pub fn new(url: DatabaseUrl, check: ConnectionCheck) -> Self {
+        Self { url, check }
     }
 }
 
@@ -124,7 +125,12 @@ impl r2d2::ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         // A connection still inside a transaction (a panic unwound past it) is not reused.
-        conn.is_broken()
+        if conn.is_broken() {
+            return true;
+        }
+        // Tested on the way back instead of on the way out: the round trip is paid after the
+        // work, not before the next piece of it.
+        self.check == ConnectionCheck::OnReturn && conn.ping().is_err()
     }
 }
 
@@ -201,6 +207,8 @@ pub struct PoolConfig {
     pub max_size: u32,
     /// How long a caller waits for a connection before the database counts as unavailable.
     pub connection_timeout: Duration,
+    /// When a pooled connection is tested with a round trip.
+    pub check: ConnectionCheck,
 }
 
 impl Default for PoolConfig {
@@ -208,8 +216,24 @@ impl Default for PoolConfig {
         Self {
             max_size: 8,
             connection_timeout: Duration::from_secs(5),
+            check: ConnectionCheck::OnCheckout,
         }
     }
+}
+
+/// When the pool tests a connection (`SELECT 1`), so that a connection the server dropped
+/// (a restart, an idle timeout) is replaced rather than handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionCheck {
+    /// Before handing it out: every checkout pays a round trip first. Right for callers that
+    /// cannot retry, such as a request.
+    #[default]
+    OnCheckout,
+    /// When it comes back: the round trip follows the work instead of preceding it. A
+    /// connection that dies while idle in the pool fails its next use once (and is then
+    /// replaced), so this suits a caller that retries, such as the scheduler, whose passes
+    /// start at a due instant and should not spend a round trip before their first query.
+    OnReturn,
 }
 
 /// One embedded migration and whether the database has it.

@@ -46,7 +46,7 @@ pub mod testing;
 mod watch;
 
 pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
-pub use connection::{DatabaseUrl, DbConnection, MigrationState, PoolConfig};
+pub use connection::{ConnectionCheck, DatabaseUrl, DbConnection, MigrationState, PoolConfig};
 pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;
 pub use group_commit::GroupCommitStats;

@@ -3,7 +3,9 @@
 //! `insert.rs`, `read.rs`, `due.rs`, `manual.rs` and `claim.rs`; statements are written once
 //! in diesel's DSL and run on both backends through [`DbConnection`].
 
-use crate::connection::{run_migrations, write_tx, DatabaseUrl, DbConnection, Manager, PoolConfig};
+use crate::connection::{
+    run_migrations, write_tx, ConnectionCheck, DatabaseUrl, DbConnection, Manager, PoolConfig,
+};
 use crate::error::StorageError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -156,5 +158,6 @@ fn build_pool(url: &DatabaseUrl, config: &PoolConfig) -> Result<Pool, StorageErr
         .max_size(config.max_size.max(1))
         .min_idle(Some(1))
         .connection_timeout(config.connection_timeout)
-        .build(Manager::new(url.clone()))?)
+        .test_on_check_out(config.check == ConnectionCheck::OnCheckout)
+        .build(Manager::new(url.clone(), config.check))?)
 }

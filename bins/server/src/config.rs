@@ -274,6 +274,11 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HTTP_WORKERS", value_parser = parse_workers)]
     pub workers: Option<usize>,
+    /// How many nice levels below the scheduler the HTTP worker threads run (Linux), so that
+    /// under CPU contention a due pass is not queued behind request handling; 0 turns it off.
+    #[arg(long, env = "HTTP_NICE", default_value_t = 10,
+        value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub http_nice: u8,
     /// A web origin (`scheme://host[:port]`) allowed to send state-changing requests besides
     /// loopback ones (`http://localhost:3000` and the like are always allowed); repeatable,
     /// or comma-separated in the environment variable.

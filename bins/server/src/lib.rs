@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod observer;
 pub mod openapi;
+pub mod priority;
 pub mod query;
 pub mod retention;
 pub mod routes;

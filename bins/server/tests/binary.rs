@@ -865,3 +865,70 @@ fn orders_names_rows_it_cannot_read() {
         "stderr names the unreadable row: {err}"
     );
 }
+
+/// Each thread of a process as (thread id, name, nice value), from /proc.
+#[cfg(target_os = "linux")]
+fn threads_with_nice(pid: u32) -> Vec<(u32, String, i32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc") {
+        let path = entry.expect("task").path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // "tid (name) state ppid ...": the name may hold spaces, so split at the last ')'.
+        let (head, rest) = stat.rsplit_once(')').expect("stat format");
+        let (tid, name) = head.split_once(" (").expect("stat format");
+        // After the name: state is field 3 and nice field 19 of stat(5).
+        let nice = rest.split_whitespace().nth(16).expect("nice field");
+        out.push((
+            tid.parse().expect("tid"),
+            name.to_string(),
+            nice.parse().expect("nice"),
+        ));
+    }
+    out
+}
+
+/// Request handlers run ten nice levels below the scheduler by default, so that under CPU
+/// contention a due pass is not queued behind them; `--http-nice 0` leaves every thread alone.
+#[cfg(target_os = "linux")]
+#[test]
+fn http_workers_run_below_the_scheduler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (flag, offset) in [(None, 10), (Some("0"), 0)] {
+        let url = dir.path().join(format!("nice-{offset}.db"));
+        let url = url.to_string_lossy().to_string();
+        let extra: Vec<&str> = flag.map(|v| vec!["--http-nice", v]).unwrap_or_default();
+        let (guard, base) = serve_on(&url, &extra);
+        // A request that reads the database, so that its blocking threads exist too.
+        let _ = get_json(&format!("{base}/api/v1/orders"));
+        let pid = guard.0.id();
+        let threads = threads_with_nice(pid);
+        let main_nice = threads
+            .iter()
+            .find(|(tid, _, _)| *tid == pid)
+            .map(|t| t.2)
+            .expect("main thread");
+        let scheduler: Vec<_> = threads
+            .iter()
+            .filter(|(tid, name, _)| *tid != pid && name == "order-scheduler")
+            .collect();
+        assert_eq!(scheduler.len(), 1, "one scheduler thread: {threads:?}");
+        assert_eq!(
+            scheduler[0].2, main_nice,
+            "scheduler keeps the process's value"
+        );
+        let expected = (main_nice + offset).min(19);
+        let lowered = threads.iter().filter(|t| t.2 == expected).count();
+        if offset == 0 {
+            assert_eq!(lowered, threads.len(), "nothing lowered: {threads:?}");
+        } else {
+            // The workers (one per core at least) and the blocking threads they started.
+            assert!(lowered >= 1, "no thread at nice {expected}: {threads:?}");
+            assert!(
+                threads.iter().all(|t| t.2 == main_nice || t.2 == expected),
+                "{threads:?}"
+            );
+        }
+    }
+}

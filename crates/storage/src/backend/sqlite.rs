@@ -98,35 +98,34 @@ impl Backend for Sqlite {
             #[diesel(sql_type = Text)]
             id: String,
         }
-        /// How diesel writes a `Timestamp` to SQLite, so the column holds one text form.
-        const TIMESTAMP_TEXT: &str = "%F %T%.f";
-        let rows = |keep: &dyn Fn(&Order) -> bool| -> String {
-            let items: Vec<serde_json::Value> = decided
-                .iter()
-                .filter(|(o, _)| keep(o))
-                .map(|(o, d)| {
-                    let (lmp, reason) = d.decision.lmp_or_reason();
-                    // Per order: each approval records the source and interval that priced
-                    // it, the interval in the text form diesel writes timestamps in.
-                    let record = d.rt_record(at);
-                    serde_json::json!({
-                        "id": o.id, "status": d.decision.status().as_str(),
-                        "lmp": lmp.map(|p| p.scaled()), "reason": reason,
-                        "details": d.details.to_string(),
-                        "source": record.map(|(s, _)| s),
-                        "interval": record.map(|(_, t)| t.naive_utc().format(TIMESTAMP_TEXT).to_string()),
-                    })
-                })
-                .collect();
-            serde_json::Value::Array(items).to_string()
+        // One array per order, read by index from `jsonb_each`: the objects `json_each` yields
+        // are handed to `->>` as text and parsed again for every field (about half of a
+        // batch's time went there), while `jsonb_each` yields each row already parsed.
+        let rows = |keep: &dyn Fn(&Order) -> bool| -> Result<String, StorageError> {
+            let mut json = JsonRows::with_capacity(decided.len() * 256);
+            for (o, d) in decided.iter().filter(|(o, _)| keep(o)) {
+                let (lmp, reason) = d.decision.lmp_or_reason();
+                // Per order: each approval records the source and interval that priced it.
+                let record = d.rt_record(at);
+                json.row(|j| {
+                    j.text(&o.id);
+                    j.text(d.decision.status().as_str());
+                    j.opt_int(lmp.map(|p| p.scaled()));
+                    j.opt_text(reason);
+                    j.text(&d.details.to_string());
+                    j.opt_text(record.map(|(s, _)| s));
+                    j.opt_timestamp(record.map(|(_, t)| t.naive_utc()));
+                });
+            }
+            json.finish()
         };
         let pending = OrderStatus::Pending.as_str();
-        let batch = rows(&|_| true);
+        let batch = rows(&|_| true)?;
         let updated: Vec<Updated> = diesel::sql_query(format!(
-            "WITH d AS (SELECT value ->> 'id' AS id, value ->> 'status' AS status, \
-                 value ->> 'lmp' AS lmp, value ->> 'reason' AS reason, \
-                 value ->> 'source' AS source, value ->> 'interval' AS interval \
-                 FROM json_each(?1)) \
+            "WITH d AS (SELECT value ->> 0 AS id, value ->> 1 AS status, \
+                 value ->> 2 AS lmp, value ->> 3 AS reason, \
+                 value ->> 5 AS source, value ->> 6 AS interval \
+                 FROM jsonb_each(?1)) \
              UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
              SET status = d.status, approved_at = ?2, \
                  approval_rt_interval_start_utc = d.interval, \
@@ -143,12 +142,12 @@ impl Backend for Sqlite {
         let events = if done.len() == decided.len() {
             batch
         } else {
-            rows(&|o| done.contains(&o.id))
+            rows(&|o| done.contains(&o.id))?
         };
         diesel::sql_query(format!(
             "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
-             SELECT value ->> 'id', '{pending}', value ->> 'status', ?1, ?2, value ->> 'details' \
-             FROM json_each(?3) ORDER BY key",
+             SELECT value ->> 0, '{pending}', value ->> 1, ?1, ?2, value ->> 4 \
+             FROM jsonb_each(?3) ORDER BY key",
         ))
         .bind::<Timestamp, _>(at.naive_utc())
         .bind::<Text, _>(actor)
@@ -363,6 +362,26 @@ impl JsonRows {
     fn int(&mut self, value: i64) {
         self.separate();
         let _ = write!(self.buf, "{value}");
+    }
+
+    fn opt_int(&mut self, value: Option<i64>) {
+        match value {
+            Some(v) => self.int(v),
+            None => {
+                self.separate();
+                self.buf.extend_from_slice(b"null");
+            }
+        }
+    }
+
+    fn opt_timestamp(&mut self, value: Option<NaiveDateTime>) {
+        match value {
+            Some(v) => self.timestamp(v),
+            None => {
+                self.separate();
+                self.buf.extend_from_slice(b"null");
+            }
+        }
     }
 
     fn timestamp(&mut self, value: NaiveDateTime) {

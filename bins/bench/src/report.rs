@@ -312,6 +312,18 @@ impl Report {
                 ),
                 _ => {}
             }
+            // Issue 14 item 5: against the work a drain must do, the UPDATE and the history.
+            if let (Backend::Postgres, Some(x)) = (c.backend, c.ratio_vs_limit_with_events) {
+                add(
+                    format!(
+                        "catch-up {name} {} orders vs set-based UPDATE + history INSERT",
+                        c.orders
+                    ),
+                    format!("{:.2}x", x.median),
+                    "<= 1.2x".into(),
+                    x.median <= 1.2,
+                );
+            }
             if let Some(rss) = c.peak_rss_mib {
                 add(
                     format!("peak RSS {name} draining {} orders", c.orders),

@@ -110,11 +110,11 @@ impl Backend for Sqlite {
                 json.row(|j| {
                     j.text(&o.id);
                     j.text(d.decision.status().as_str());
-                    j.opt_int(lmp.map(|p| p.scaled()));
+                    j.opt(lmp.map(|p| p.scaled()), JsonRows::int);
                     j.opt_text(reason);
                     j.text(&d.details.to_string());
                     j.opt_text(record.map(|(s, _)| s));
-                    j.opt_timestamp(record.map(|(_, t)| t.naive_utc()));
+                    j.opt(record.map(|(_, t)| t.naive_utc()), JsonRows::timestamp);
                 });
             }
             json.finish()
@@ -350,8 +350,13 @@ impl JsonRows {
     }
 
     fn opt_text(&mut self, value: Option<&str>) {
+        self.opt(value, Self::text);
+    }
+
+    /// `write` for a value, JSON `null` for none.
+    fn opt<T>(&mut self, value: Option<T>, write: impl FnOnce(&mut Self, T)) {
         match value {
-            Some(v) => self.text(v),
+            Some(v) => write(self, v),
             None => {
                 self.separate();
                 self.buf.extend_from_slice(b"null");
@@ -362,26 +367,6 @@ impl JsonRows {
     fn int(&mut self, value: i64) {
         self.separate();
         let _ = write!(self.buf, "{value}");
-    }
-
-    fn opt_int(&mut self, value: Option<i64>) {
-        match value {
-            Some(v) => self.int(v),
-            None => {
-                self.separate();
-                self.buf.extend_from_slice(b"null");
-            }
-        }
-    }
-
-    fn opt_timestamp(&mut self, value: Option<NaiveDateTime>) {
-        match value {
-            Some(v) => self.timestamp(v),
-            None => {
-                self.separate();
-                self.buf.extend_from_slice(b"null");
-            }
-        }
     }
 
     fn timestamp(&mut self, value: NaiveDateTime) {

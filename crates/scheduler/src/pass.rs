@@ -120,6 +120,9 @@ impl Worker {
         // Scheduled passes only count (a backlog may span millions of due times); forced
         // passes report by due time, up to a cap.
         let mut total = Grouper::with_due_times(if forced { DUE_LIST_CAP } else { 0 });
+        if self.apply_read_ahead(&actor, &mut decide, &mut total, forced)? {
+            return Ok(self.finish_pass(started, total));
+        }
         // Each batch starts at the last one's latest due time; rows skipped before it (held by
         // another instance, or inserted meanwhile) are left to the next pass, which starts
         // right away because they are due.
@@ -143,6 +146,46 @@ impl Worker {
                 break;
             }
         }
+        Ok(self.finish_pass(started, total))
+    }
+
+    /// Moderates the orders read ahead for an instant that is now due, a batch per
+    /// transaction, before any claim; true if a command interrupted the pass. Orders read
+    /// ahead for an instant still to come are kept for a later pass.
+    fn apply_read_ahead(
+        &mut self,
+        actor: &str,
+        decide: &mut impl FnMut(&Order, DateTime<Utc>) -> Result<storage::Decided, String>,
+        total: &mut Grouper,
+        forced: bool,
+    ) -> Result<bool, StorageError> {
+        let Some(ahead) = self.read_ahead.take() else {
+            return Ok(false);
+        };
+        if ahead.due > Utc::now() {
+            self.read_ahead = Some(ahead);
+            return Ok(false);
+        }
+        let batch_size = self.shared.batch_size;
+        let mut rest = ahead.orders;
+        while !rest.is_empty() {
+            let later = rest.split_off(rest.len().min(batch_size));
+            let batch = std::mem::replace(&mut rest, later);
+            let result = self.shared.own.apply_prepared(batch, actor, &mut *decide)?;
+            if !result.moderated.is_empty() {
+                self.shared.lock().read_ahead += result.moderated.len() as u64;
+                self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
+                total.add(&result.moderated, forced);
+            }
+            if self.interrupted() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Counts a finished pass and reports it.
+    fn finish_pass(&mut self, started: Instant, total: Grouper) -> Grouper {
         let elapsed = started.elapsed();
         {
             let mut st = self.shared.lock();
@@ -165,7 +208,7 @@ impl Worker {
             processed: total.processed,
             duration: elapsed,
         });
-        Ok(total)
+        total
     }
 
     /// Counts, lateness, logs and observers for one committed batch.

@@ -200,6 +200,9 @@ pub struct Status {
     pub batch_size: usize,
     /// Orders moderated since the thread started.
     pub processed: u64,
+    /// Of `processed`, orders whose rows were read shortly before their due instant, so that
+    /// at the instant only their decisions and write were left.
+    pub read_ahead: u64,
     /// Of `processed`, how many were approved.
     pub approved: u64,
     /// Of `processed`, how many were rejected.

@@ -53,6 +53,8 @@ pub(crate) struct State {
     pub(crate) running: bool,
     pub(crate) last_check: Option<DateTime<Utc>>,
     pub(crate) processed: u64,
+    /// Of `processed`, orders read ahead of their due instant.
+    pub(crate) read_ahead: u64,
     pub(crate) approved: u64,
     pub(crate) rejected: u64,
     /// Passes that ended with a storage error.
@@ -176,6 +178,7 @@ impl Shared {
             instance_id: self.instance_id.clone(),
             batch_size: self.batch_size,
             processed: st.processed,
+            read_ahead: st.read_ahead,
             approved: st.approved,
             rejected: st.rejected,
             failed: st.failed,

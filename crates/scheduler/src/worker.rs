@@ -6,6 +6,12 @@
 //! ([`Worker::set_deadline`]) and is computed after a pass in one place
 //! ([`Worker::deadline_after`]): the earliest pending due time or the check interval, whichever
 //! is sooner, or a backoff after a failure. What a pass does is in `pass.rs`.
+//!
+//! When the deadline is a due instant, the loop wakes [`READ_AHEAD`] before it and reads that
+//! instant's orders ([`Worker::read_ahead`]), so that the pass at the instant starts with the
+//! decisions and the write: the claim's `SELECT` (and on Postgres its round trips and row
+//! locks) is done while nothing is due yet. The write re-checks every row, so what changed
+//! meanwhile is left to the pass's ordinary claims.
 
 use crate::error::PassError;
 use crate::event::{Observer, SchedulerEvent};
@@ -13,6 +19,7 @@ use crate::pass::DecideFailures;
 use crate::report::{Grouper, PassReport};
 use crate::shared::Shared;
 use chrono::{DateTime, Utc};
+use orders::Order;
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -52,6 +59,19 @@ const CONTENDED_RETRY: Duration = Duration::from_millis(5);
 const NEXT_DUE_UNKNOWN_RETRY: Duration = Duration::from_millis(100);
 /// How long the loop sleeps while stopped: only a command can give it work then.
 const STOPPED_SLEEP: Duration = Duration::from_secs(3600);
+/// How long before a due instant its orders are read: enough for reading a few thousand rows
+/// on a busy machine, short enough that few orders are created after it for that instant
+/// (those are claimed in the same pass, after the ones read ahead).
+pub(crate) const READ_AHEAD: Duration = Duration::from_secs(1);
+/// Most orders read ahead, in batches: bounds the memory a large instant takes (about 0.5 KB
+/// an order); the rest are claimed as usual.
+const READ_AHEAD_BATCHES: usize = 10;
+
+/// The orders of one due instant, read before it.
+pub(crate) struct ReadAhead {
+    pub(crate) due: DateTime<Utc>,
+    pub(crate) orders: Vec<Order>,
+}
 
 /// The loop's own state; it lives on the scheduler thread and is never shared.
 pub(crate) struct Worker {
@@ -62,6 +82,11 @@ pub(crate) struct Worker {
     observer: Option<Observer>,
     /// When the next scheduled pass runs (while running).
     deadline: Instant,
+    /// The due instant `deadline` was set for, when it was set for one (not for the check
+    /// interval, a retry or a command).
+    deadline_due: Option<DateTime<Utc>>,
+    /// Orders read ahead for `deadline_due`; the next pass after their instant takes them.
+    pub(crate) read_ahead: Option<ReadAhead>,
     /// The last failure's retry delay, doubled while the database stays down.
     backoff: Duration,
     pub(crate) decide_failures: DecideFailures,
@@ -90,6 +115,8 @@ impl Worker {
             pending: VecDeque::new(),
             observer,
             deadline: Instant::now(),
+            deadline_due: None,
+            read_ahead: None,
             backoff: Duration::ZERO,
             decide_failures: DecideFailures::default(),
             last_upcoming_log: None,
@@ -122,8 +149,14 @@ impl Worker {
                 Wakeup::Command(c) => self.handle(c),
                 Wakeup::Deadline => {}
             }
-            if self.shared.lock().running && Instant::now() >= self.deadline {
+            if !self.shared.lock().running {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
                 self.tick();
+            } else if self.read_ahead_at().is_some_and(|t| now >= t) {
+                self.read_ahead();
             }
         }
         // A stop command already said so; otherwise (shutdown while running) say it now.
@@ -146,7 +179,10 @@ impl Worker {
             return Wakeup::Command(c);
         }
         let timeout = if self.shared.lock().running {
-            self.deadline.saturating_duration_since(Instant::now())
+            let wake = self
+                .read_ahead_at()
+                .map_or(self.deadline, |t| t.min(self.deadline));
+            wake.saturating_duration_since(Instant::now())
         } else {
             STOPPED_SLEEP
         };
@@ -178,7 +214,7 @@ impl Worker {
                     );
                     self.emit(SchedulerEvent::Started);
                 }
-                self.set_deadline(Instant::now());
+                self.set_deadline(Instant::now(), None);
                 let _ = reply.send(());
             }
             Command::Stop(reply) => {
@@ -191,46 +227,76 @@ impl Worker {
                     self.emit(SchedulerEvent::Stopped);
                 }
                 self.shared.lock().next_wake = None;
+                self.read_ahead = None;
                 let _ = reply.send(());
             }
             Command::Wake => match self.shared.own.next_due() {
-                Ok(Some(t)) => self.arm(instant_at(t)),
+                Ok(Some(t)) => self.arm(instant_at(t), Some(t)),
                 Ok(None) => {}
-                Err(_) => self.arm(Instant::now()),
+                Err(_) => self.arm(Instant::now(), None),
             },
-            Command::DueAt(t) => self.arm(instant_at(t)),
+            Command::DueAt(t) => self.arm(instant_at(t), Some(t)),
             Command::ForceRun(reply) => {
                 let report = self.guarded_pass(true).map(Grouper::into_pass_report);
                 let _ = reply.send(report);
                 // Look again at once, since the forced pass may have changed what is due next.
-                self.set_deadline(Instant::now());
+                self.set_deadline(Instant::now(), None);
             }
             Command::Shutdown => {}
         }
     }
 
-    /// Moves the deadline earlier, never later.
-    fn arm(&mut self, at: Instant) {
+    /// Moves the deadline earlier, never later; `due` is the due instant it is for, if any.
+    fn arm(&mut self, at: Instant, due: Option<DateTime<Utc>>) {
         if at < self.deadline {
-            self.set_deadline(at);
+            self.set_deadline(at, due);
         }
     }
 
     /// The one place the deadline changes. It is published as the status's `next_wake` while
     /// running (a stopped loop does not wake for it).
-    fn set_deadline(&mut self, at: Instant) {
+    fn set_deadline(&mut self, at: Instant, due: Option<DateTime<Utc>>) {
         self.deadline = at;
+        self.deadline_due = due;
         let mut st = self.shared.lock();
         st.next_wake = st
             .running
             .then(|| Utc::now() + at.saturating_duration_since(Instant::now()));
     }
 
+    /// When to read ahead the orders of the due instant the deadline is for: [`READ_AHEAD`]
+    /// before it, unless they have been read already.
+    fn read_ahead_at(&self) -> Option<Instant> {
+        let due = self.deadline_due?;
+        if self.read_ahead.as_ref().is_some_and(|r| r.due == due) {
+            return None;
+        }
+        Some(
+            self.deadline
+                .checked_sub(READ_AHEAD)
+                .unwrap_or(self.deadline),
+        )
+    }
+
+    /// Reads the orders due at the deadline's instant. A failure only costs the head start:
+    /// the pass claims them as usual.
+    fn read_ahead(&mut self) {
+        let Some(due) = self.deadline_due else {
+            return;
+        };
+        let limit = self.shared.batch_size.saturating_mul(READ_AHEAD_BATCHES);
+        let orders = self.shared.own.read_due_at(due, limit).unwrap_or_else(|e| {
+            log::debug!("reading ahead the orders due at {due} failed: {e}");
+            Vec::new()
+        });
+        self.read_ahead = Some(ReadAhead { due, orders });
+    }
+
     /// One scheduled check: a pass, then the next deadline.
     fn tick(&mut self) {
         let outcome = self.guarded_pass(false);
-        let next = self.deadline_after(outcome.as_ref().err());
-        self.set_deadline(next);
+        let (next, due) = self.deadline_after(outcome.as_ref().err());
+        self.set_deadline(next, due);
         if outcome.is_ok() {
             self.log_upcoming();
         }
@@ -238,8 +304,9 @@ impl Worker {
 
     /// When to look next after a scheduled pass: after a success, the earliest pending due
     /// time or the check interval, whichever is sooner; after a failure, a backoff (database
-    /// unavailable: 100 ms doubling up to 5 s; anything else: 50 ms).
-    fn deadline_after(&mut self, failure: Option<&PassError>) -> Instant {
+    /// unavailable: 100 ms doubling up to 5 s; anything else: 50 ms). With the deadline, the due
+    /// instant it is for, if it is one.
+    fn deadline_after(&mut self, failure: Option<&PassError>) -> (Instant, Option<DateTime<Utc>>) {
         let Some(error) = failure else {
             self.backoff = Duration::ZERO;
             {
@@ -249,10 +316,10 @@ impl Worker {
             }
             let interval = Instant::now() + self.shared.check_interval;
             return match self.shared.own.next_due() {
-                Ok(Some(t)) if t <= Utc::now() => Instant::now() + CONTENDED_RETRY,
-                Ok(Some(t)) => instant_at(t).min(interval),
-                Ok(None) => interval,
-                Err(_) => Instant::now() + NEXT_DUE_UNKNOWN_RETRY,
+                Ok(Some(t)) if t <= Utc::now() => (Instant::now() + CONTENDED_RETRY, None),
+                Ok(Some(t)) if instant_at(t) <= interval => (instant_at(t), Some(t)),
+                Ok(Some(_) | None) => (interval, None),
+                Err(_) => (Instant::now() + NEXT_DUE_UNKNOWN_RETRY, None),
             };
         };
         self.backoff = if error.is_unavailable() {
@@ -260,6 +327,6 @@ impl Worker {
         } else {
             FAILURE_BACKOFF
         };
-        Instant::now() + self.backoff
+        (Instant::now() + self.backoff, None)
     }
 }

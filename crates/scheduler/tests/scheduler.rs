@@ -525,6 +525,70 @@ fn status_storm_does_not_delay_moderation(db: &TestDb) {
     );
 }
 
+/// Orders of an instant are read a second before it and written at it, exactly once: those
+/// changed since the read are left alone, and one created after the read is claimed in the
+/// same pass.
+fn orders_read_ahead_are_moderated_once_at_their_instant(db: &TestDb) {
+    let store = db.store();
+    let due = orders::truncate_ms(Utc::now() + ChronoDuration::milliseconds(3000));
+    let ids = store
+        .insert_orders(&(0..30).map(|_| new_order(due)).collect::<Vec<_>>(), "test")
+        .expect("insert");
+    let (observer, signals) = signals();
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    // The read happens a second before the instant; change two orders and add one after it.
+    let settle = (due - ChronoDuration::milliseconds(400) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    std::thread::sleep(settle);
+    let cancel = storage::ManualChange {
+        to: Some(OrderStatus::Cancelled),
+        ..Default::default()
+    };
+    store
+        .transition(&ids[0], &cancel, "trader")
+        .expect("cancel");
+    assert!(store.park_order(&ids[1], "set aside").expect("park"));
+    let late = store
+        .insert_order(&new_order(due), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    let mut want: Vec<&str> = ids[2..].iter().map(String::as_str).collect();
+    want.push(&late);
+    assert!(
+        signals.wait_moderated(Duration::from_secs(10), &want),
+        "every order still claimable was moderated"
+    );
+    let status = sched.status();
+    assert_eq!(status.processed, 29, "28 read ahead and the late one");
+    assert!(
+        (28..=29).contains(&status.read_ahead),
+        "{} of them taken from the read-ahead",
+        status.read_ahead
+    );
+    assert_eq!(
+        store.get_order(&ids[0]).expect("get").status,
+        OrderStatus::Cancelled
+    );
+    assert_eq!(
+        store.get_order(&ids[1]).expect("get").status,
+        OrderStatus::Pending
+    );
+    for id in &want {
+        let lateness = moderation_lateness_ms(&store, id);
+        assert!((0..1000).contains(&lateness), "lateness {lateness} ms");
+    }
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (2, 29, 0)
+    );
+}
+
 storage::backend_tests!(
     order_inserted_by_another_process_is_moderated_on_time,
     status_storm_does_not_delay_moderation,
@@ -536,4 +600,5 @@ storage::backend_tests!(
     same_seed_gives_identical_outcomes,
     dropping_the_handle_joins_quickly,
     panics_inside_a_pass_are_caught,
+    orders_read_ahead_are_moderated_once_at_their_instant,
 );

@@ -6,14 +6,21 @@
 //! SQLite: `BEGIN IMMEDIATE`, one writer at a time), every update is conditional on
 //! `status = 'PENDING'`, and the status and its event are written in the same transaction, so a
 //! crash or an error leaves the order `PENDING` with no event.
+//!
+//! Orders may also be read ahead of their due instant ([`Store::read_due_at`]) and written at
+//! it ([`Store::apply_prepared`]) without a claim's `SELECT`: the write itself then re-checks
+//! every condition the claim would have (claimable, due, not held elsewhere), so the invariant
+//! does not depend on the rows being unchanged since they were read.
 
-use crate::backend::{on_backend, Backend, DueRange};
+use crate::backend::{claimable_sql, on_backend, Backend, DueRange, Guard};
 use crate::error::StorageError;
+use crate::models::ORDER_COLUMNS;
 use crate::schema::orders;
 use crate::store::Store;
 use ::orders::{rt_interval_start, truncate_ms, Decision, Order, RT_SOURCE};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -120,32 +127,22 @@ impl Store {
             }
             let at = truncate_ms(Utc::now());
             let mut parked = Vec::new();
-            let mut decided = Vec::with_capacity(rows.len());
+            let mut readable = Vec::with_capacity(rows.len());
             for row in rows {
                 match row.decode() {
-                    Ok(order) => {
-                        let outcome = catch_unwind(AssertUnwindSafe(|| decide(&order, at)))
-                            .unwrap_or_else(|panic| Err(panic_message(&*panic)));
-                        match outcome {
-                            Ok(d) => decided.push((order, d)),
-                            Err(reason) => {
-                                return Err(StorageError::Decide {
-                                    order_id: order.id,
-                                    reason,
-                                })
-                            }
-                        }
-                    }
+                    Ok(order) => readable.push(order),
                     Err(StorageError::Corrupt { id, reason }) => parked.push((id, reason)),
                     Err(e) => return Err(e),
                 }
             }
+            let decided = decide_each(readable, at, &mut decide)?;
             for (id, reason) in &parked {
                 diesel::update(orders::table.filter(orders::id.eq(id)))
                     .set(orders::parked_reason.eq(reason))
                     .execute(c)?;
             }
-            let moderated = on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor))?;
+            let moderated =
+                on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor, Guard::Claimed))?;
             Ok(ClaimResult {
                 moderated,
                 parked,
@@ -153,6 +150,86 @@ impl Store {
             })
         })
     }
+
+    /// The claimable orders due at exactly `due`, up to `limit`, read without taking or
+    /// writing anything. A scheduler reads the orders of the next due instant shortly before
+    /// it, so that at that instant only the decisions and the write are left
+    /// ([`Store::apply_prepared`]). Rows that do not decode are left out: a claim parks them.
+    pub fn read_due_at(
+        &self,
+        due: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Order>, StorageError> {
+        let rows: Vec<crate::models::OrderRow> = orders::table
+            .select(ORDER_COLUMNS)
+            .filter(diesel::dsl::sql::<Bool>(claimable_sql()))
+            .filter(orders::hour_start_utc.eq(due.naive_utc()))
+            .limit(limit as i64)
+            .load(&mut *self.checkout()?)?;
+        Ok(rows.into_iter().filter_map(|r| r.decode().ok()).collect())
+    }
+
+    /// Moderates orders read ahead by [`Store::read_due_at`] in one transaction, as a claim
+    /// would: decides each with `decide(order, at)` and writes those whose rows are, at the
+    /// write, still claimable (PENDING, not parked), due by now on the backend's clock, and
+    /// (Postgres) not held by another claimer. The rest are left untouched for a later claim,
+    /// so exactly-once holds whatever happened to the rows since they were read. Orders not yet
+    /// due on this process's clock are not decided.
+    pub fn apply_prepared<F>(
+        &self,
+        prepared: Vec<Order>,
+        actor: &str,
+        mut decide: F,
+    ) -> Result<ClaimResult, StorageError>
+    where
+        F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
+    {
+        self.write(|c| {
+            let at = truncate_ms(Utc::now());
+            let due: Vec<Order> = prepared
+                .into_iter()
+                .filter(|o| o.hour_start_utc <= at)
+                .collect();
+            if due.is_empty() {
+                return Ok(ClaimResult::default());
+            }
+            let decided = decide_each(due, at, &mut decide)?;
+            let moderated =
+                on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor, Guard::Prepared))?;
+            Ok(ClaimResult {
+                moderated,
+                parked: Vec::new(),
+                at: Some(at),
+            })
+        })
+    }
+}
+
+/// Decides each order at `at`; the first error or panic fails the whole batch, naming its
+/// order ([`StorageError::Decide`]).
+fn decide_each<F>(
+    orders: Vec<Order>,
+    at: DateTime<Utc>,
+    decide: &mut F,
+) -> Result<Vec<(Order, Decided)>, StorageError>
+where
+    F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
+{
+    let mut decided = Vec::with_capacity(orders.len());
+    for order in orders {
+        let outcome = catch_unwind(AssertUnwindSafe(|| decide(&order, at)))
+            .unwrap_or_else(|panic| Err(panic_message(&*panic)));
+        match outcome {
+            Ok(d) => decided.push((order, d)),
+            Err(reason) => {
+                return Err(StorageError::Decide {
+                    order_id: order.id,
+                    reason,
+                })
+            }
+        }
+    }
+    Ok(decided)
 }
 
 /// The text of a caught panic payload, prefixed with `panicked: `. The one place that turns a

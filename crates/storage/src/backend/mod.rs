@@ -26,6 +26,18 @@ pub(crate) struct DueRange {
     pub until: Option<NaiveDateTime>,
 }
 
+/// What a decided batch's write must check of each row besides its being PENDING.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// The rows were claimed in this transaction (locked on Postgres, under the only write
+    /// lock on SQLite): nothing else can have changed them.
+    Claimed,
+    /// The rows were read ahead, outside this transaction ([`crate::Store::read_due_at`]):
+    /// each is written only if it is still claimable (PENDING, not parked) and due by now on
+    /// the backend's clock, and on Postgres only if no other claimer holds it (`SKIP LOCKED`).
+    Prepared,
+}
+
 /// What a backend must provide. Implemented by the zero-sized [`pg::Pg`] and
 /// [`sqlite::Sqlite`]; reached through [`on_backend!`].
 pub(crate) trait Backend {
@@ -52,13 +64,14 @@ pub(crate) trait Backend {
         limit: i64,
     ) -> Result<Vec<OrderRow>, StorageError>;
 
-    /// Writes a decided batch (conditionally on each row still being PENDING) and its events;
-    /// returns the orders actually moderated, as they are now.
+    /// Writes a decided batch (conditionally on each row still being PENDING, and on what
+    /// `guard` adds) and its events; returns the orders actually moderated, as they are now.
     fn apply_batch(
         conn: &mut Self::Conn,
         decided: Vec<(Order, Decided)>,
         at: DateTime<Utc>,
         actor: &str,
+        guard: Guard,
     ) -> Result<Vec<Order>, StorageError>;
 
     /// Multi-row insert of orders and their creation events.

@@ -3,7 +3,7 @@
 //! instances share; a batch is written by one statement over `unnest`ed arrays; inserts are
 //! announced on the `order_scheduler_due` channel by a trigger (see the migrations).
 
-use super::{claimable_sql, Backend, DueRange};
+use super::{claimable_sql, Backend, DueRange, Guard};
 use crate::claim::{settled, Decided};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
@@ -93,6 +93,7 @@ impl Backend for Pg {
         decided: Vec<(Order, Decided)>,
         at: DateTime<Utc>,
         actor: &str,
+        guard: Guard,
     ) -> Result<Vec<Order>, StorageError> {
         #[derive(QueryableByName)]
         struct Updated {
@@ -121,17 +122,31 @@ impl Backend for Pg {
             intervals.push(record.map(|(_, t)| t.naive_utc()));
         }
         let pending = OrderStatus::Pending.as_str();
+        // Rows read ahead are taken here as a claim takes them: locked, skipping those another
+        // claimer holds, and only while still claimable and due on the database's clock (they
+        // may have been parked, moderated or claimed elsewhere since they were read).
+        let (lock, only_locked) = match guard {
+            Guard::Claimed => (String::new(), ""),
+            Guard::Prepared => (
+                format!(
+                    "c AS (SELECT id FROM orders WHERE id = ANY($1::text[]) AND {} \
+                         AND hour_start_utc <= LOCALTIMESTAMP FOR UPDATE SKIP LOCKED), ",
+                    claimable_sql()
+                ),
+                " AND o.id IN (SELECT id FROM c)",
+            ),
+        };
         let updated: Vec<Updated> = diesel::sql_query(format!(
             "WITH d(id, status, lmp, reason, details, source, interval) AS ( \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-                     $6::text[], $7::timestamp[])), \
+                     $6::text[], $7::timestamp[])), {lock}\
              u AS ( \
                  UPDATE orders o SET status = d.status, approved_at = $8, \
                      approval_rt_interval_start_utc = d.interval, \
                      approval_rt_lmp_cents = d.lmp, \
                      approval_rt_source = d.source, \
                      reject_reason = d.reason \
-                 FROM d WHERE o.id = d.id AND o.status = '{pending}' \
+                 FROM d WHERE o.id = d.id AND o.status = '{pending}'{only_locked} \
                  RETURNING o.id, d.status, d.details) \
              INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
              SELECT id, '{pending}', status, $8, $9, details FROM u ORDER BY id \

@@ -3,7 +3,7 @@
 //! the process clock; a batch travels as one JSON array read with `json_each`; other
 //! connections' commits are noticed through `PRAGMA data_version`.
 
-use super::{claimable_sql, Backend, DueRange};
+use super::{claimable_sql, Backend, DueRange, Guard};
 use crate::claim::{settled, Decided};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
@@ -92,12 +92,19 @@ impl Backend for Sqlite {
         decided: Vec<(Order, Decided)>,
         at: DateTime<Utc>,
         actor: &str,
+        guard: Guard,
     ) -> Result<Vec<Order>, StorageError> {
         #[derive(QueryableByName)]
         struct Updated {
             #[diesel(sql_type = Text)]
             id: String,
         }
+        // Rows read ahead may have been parked, or moderated by a manual call, since; and
+        // none may be written before it is due.
+        let also = match guard {
+            Guard::Claimed => "",
+            Guard::Prepared => " AND orders.parked_reason IS NULL AND orders.hour_start_utc <= ?2",
+        };
         // One array per order, read by index from `jsonb_each`: the objects `json_each` yields
         // are handed to `->>` as text and parsed again for every field (about half of a
         // batch's time went there), while `jsonb_each` yields each row already parsed.
@@ -132,7 +139,7 @@ impl Backend for Sqlite {
                  approval_rt_lmp_cents = d.lmp, \
                  approval_rt_source = d.source, \
                  reject_reason = d.reason \
-             FROM d WHERE orders.id = d.id AND orders.status = '{pending}' \
+             FROM d WHERE orders.id = d.id AND orders.status = '{pending}'{also} \
              RETURNING orders.id",
         ))
         .bind::<Text, _>(&batch)

@@ -3,10 +3,10 @@
 use crate::{approve_all, order_due};
 use chrono::{Duration, Utc};
 use diesel::connection::SimpleConnection;
-use orders::{parse_due_time, Decision, NewOrder, OrderStatus, Price};
+use orders::{parse_due_time, truncate_ms, Decision, NewOrder, OrderStatus, Price};
 use std::collections::HashMap;
 use storage::testing::TestDb;
-use storage::{ClaimScope, Decided, StorageError, Store};
+use storage::{ClaimScope, Decided, ManualChange, StorageError, Store};
 
 fn claim_moderates_only_due_orders_once(db: &TestDb) {
     let store = db.store();
@@ -284,10 +284,131 @@ fn concurrent_claimers_never_share_an_order(db: &TestDb) {
     );
 }
 
+/// Orders read ahead are written only if, at the write, they are still claimable, due, and
+/// (Postgres) not held by another claimer: whatever happened to them since they were read.
+fn orders_read_ahead_are_written_only_if_still_claimable(db: &TestDb) {
+    let store = db.store();
+    let due = truncate_ms(Utc::now() - Duration::seconds(1));
+    let ids: Vec<String> = store
+        .insert_orders(
+            &(0..7)
+                .map(|_| order_due(due, "BUY", "L"))
+                .collect::<Vec<_>>(),
+            "api",
+        )
+        .expect("insert");
+    let later = store
+        .insert_order(
+            &order_due(due + Duration::seconds(1), "BUY", "L"),
+            None,
+            "api",
+        )
+        .expect("insert")
+        .order;
+    let ahead = store.read_due_at(due, 100).expect("read ahead");
+    assert_eq!(ahead.len(), 7, "only the orders of that instant");
+    // Since they were read: one cancelled, one parked, one approved by hand.
+    let cancel = ManualChange {
+        to: Some(OrderStatus::Cancelled),
+        ..ManualChange::default()
+    };
+    store
+        .transition(&ids[0], &cancel, "trader")
+        .expect("cancel");
+    assert!(store.park_order(&ids[1], "set aside").expect("park"));
+    let approve = ManualChange {
+        to: Some(OrderStatus::Approved),
+        rt_lmp: Some(Price::from_scaled(3900)),
+        ..ManualChange::default()
+    };
+    store
+        .transition(&ids[2], &approve, "trader")
+        .expect("approve");
+    // On Postgres, another claimer holds one row.
+    let mut holder = store.conn().expect("connection");
+    if store.is_postgres() {
+        holder
+            .batch_execute(&format!(
+                "BEGIN; SELECT id FROM orders WHERE id = '{}' FOR UPDATE",
+                ids[3]
+            ))
+            .expect("lock a row");
+    }
+    let result = store
+        .apply_prepared(ahead, "scheduler:test", approve_all(4000))
+        .expect("apply");
+    let mut written: Vec<&str> = result.moderated.iter().map(|o| o.id.as_str()).collect();
+    written.sort_unstable();
+    let mut expected: Vec<&str> = ids[if store.is_postgres() { 4 } else { 3 }..]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(written, expected);
+    if store.is_postgres() {
+        holder.batch_execute("ROLLBACK").expect("release");
+    }
+    drop(holder);
+    assert_eq!(
+        store.get_order(&ids[0]).expect("get").status,
+        OrderStatus::Cancelled
+    );
+    let parked = store.get_order(&ids[1]).expect("get");
+    assert_eq!(parked.status, OrderStatus::Pending);
+    assert_eq!(store.order_events(&ids[1]).expect("events").len(), 1);
+    assert_eq!(
+        store.get_order(&ids[2]).expect("get").approval_rt_lmp,
+        Some(Price::from_scaled(3900)),
+        "the manual approval stands"
+    );
+    for o in &result.moderated {
+        assert_eq!(&store.get_order(&o.id).expect("get"), o);
+    }
+    // The held row is left for a later claim, which takes it once.
+    let rest = store
+        .claim_and_apply(ClaimScope::Due, 100, "scheduler:test", approve_all(4000))
+        .expect("claim");
+    let mut left: Vec<&str> = rest.moderated.iter().map(|o| o.id.as_str()).collect();
+    left.sort_unstable();
+    let mut expected = vec![later.id.as_str()];
+    if store.is_postgres() {
+        expected.push(ids[3].as_str());
+    }
+    expected.sort_unstable();
+    assert_eq!(left, expected, "the held row and the next instant's order");
+    // An order read ahead of an instant still to come is not written.
+    let future = truncate_ms(Utc::now() + Duration::hours(1));
+    let soon = store
+        .insert_order(&order_due(future, "SELL", "L"), None, "api")
+        .expect("insert")
+        .order;
+    let ahead = store.read_due_at(future, 100).expect("read ahead");
+    assert_eq!(ahead.len(), 1);
+    let none = store
+        .apply_prepared(ahead, "scheduler:test", approve_all(4000))
+        .expect("apply");
+    assert_eq!(none.claimed(), 0);
+    assert_eq!(
+        store.get_order(&soon.id).expect("get").status,
+        OrderStatus::Pending
+    );
+    assert_eq!(
+        store.get_order(&later.id).expect("get").status,
+        OrderStatus::Approved,
+        "the later instant was claimed by the ordinary claim"
+    );
+    // Cancelled and the parked one have no moderation; the rest exactly one each.
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (3, 6, 0)
+    );
+}
+
 storage::backend_tests!(
     claim_moderates_only_due_orders_once,
     claim_at_a_due_time_takes_only_that_instant,
     claim_rolled_back_on_error_or_panic,
     claim_parks_rows_that_do_not_decode,
     concurrent_claimers_never_share_an_order,
+    orders_read_ahead_are_written_only_if_still_claimable,
 );

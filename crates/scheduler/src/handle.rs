@@ -20,7 +20,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use storage::{ConnectionCheck, DueWatch, PoolConfig, Store};
 
-/// Connections in the worker's own pool: one for passes, one for the insert watcher's reads.
+/// Connections in the worker's own pool: one for passes, one for the insert watcher's reads;
+/// on Postgres one more for each further writer of orders read ahead
+/// ([`crate::worker::READ_AHEAD_WRITERS_PG`]).
 const OWN_CONNECTIONS: u32 = 2;
 /// How often the insert watcher looks for orders inserted by other processes.
 const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -114,7 +116,11 @@ impl SchedulerBuilder {
         let own = self
             .store
             .dedicated(&PoolConfig {
-                max_size: OWN_CONNECTIONS,
+                max_size: if self.store.is_postgres() {
+                    OWN_CONNECTIONS + crate::worker::READ_AHEAD_WRITERS_PG as u32 - 1
+                } else {
+                    OWN_CONNECTIONS
+                },
                 connection_timeout: Duration::from_secs(5),
                 // A pass retries after a failure; its first query should not wait behind a
                 // test round trip at the due instant.

@@ -10,13 +10,14 @@ use crate::error::PassError;
 use crate::event::SchedulerEvent;
 use crate::report::{Grouper, DUE_LIST_CAP};
 use crate::shared::one_line;
-use crate::worker::Worker;
+use crate::worker::{Worker, READ_AHEAD_WRITERS_PG};
 use chrono::{DateTime, Utc};
 use orders::{format_ms, Order};
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use storage::{panic_message, ClaimScope, StorageError};
+use storage::{panic_message, ClaimResult, ClaimScope, StorageError};
 
 /// Failures of one order's decision before it is parked.
 const DECIDE_ATTEMPTS: u32 = 3;
@@ -151,7 +152,8 @@ impl Worker {
 
     /// Moderates the orders read ahead for an instant that is now due, a batch per
     /// transaction, before any claim; true if a command interrupted the pass. Orders read
-    /// ahead for an instant still to come are kept for a later pass.
+    /// ahead for an instant still to come are kept for a later pass. On Postgres several
+    /// batches are written at once ([`READ_AHEAD_WRITERS_PG`]).
     fn apply_read_ahead(
         &mut self,
         actor: &str,
@@ -166,22 +168,84 @@ impl Worker {
             self.read_ahead = Some(ahead);
             return Ok(false);
         }
-        let batch_size = self.shared.batch_size;
+        let batch_size = self.shared.batch_size.max(1);
+        let mut batches: Vec<Vec<Order>> = Vec::new();
         let mut rest = ahead.orders;
         while !rest.is_empty() {
             let later = rest.split_off(rest.len().min(batch_size));
-            let batch = std::mem::replace(&mut rest, later);
-            let result = self.shared.own.apply_prepared(batch, actor, &mut *decide)?;
-            if !result.moderated.is_empty() {
-                self.shared.lock().read_ahead += result.moderated.len() as u64;
-                self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
-                total.add(&result.moderated, forced);
+            batches.push(std::mem::replace(&mut rest, later));
+        }
+        if self.shared.own.is_postgres() && batches.len() > 1 {
+            let (written, failure) = self.write_in_parallel(batches, actor);
+            for result in &written {
+                self.record_read_ahead(result, total, forced);
             }
+            return match failure {
+                Some(e) => Err(e),
+                None => Ok(self.interrupted()),
+            };
+        }
+        for batch in batches {
+            let result = self.shared.own.apply_prepared(batch, actor, &mut *decide)?;
+            self.record_read_ahead(&result, total, forced);
             if self.interrupted() {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Writes batches read ahead on [`READ_AHEAD_WRITERS_PG`] threads, each with its own
+    /// connection and decider, taking batches from one queue; once all are done, the batches
+    /// committed and the first failure, if any (a writer stops at its failure, so the batches
+    /// it did not write stay pending for a later claim). A panic is passed on to the pass's
+    /// guard.
+    fn write_in_parallel(
+        &self,
+        batches: Vec<Vec<Order>>,
+        actor: &str,
+    ) -> (Vec<ClaimResult>, Option<StorageError>) {
+        let queue = Mutex::new(batches.into_iter());
+        let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let shared = &self.shared;
+        let outcomes: Vec<(Vec<ClaimResult>, Option<StorageError>)> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..READ_AHEAD_WRITERS_PG)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut decide = decider(shared.moderator.clone(), shared.seed);
+                        let mut done = Vec::new();
+                        while let Some(batch) = next() {
+                            match shared.own.apply_prepared(batch, actor, &mut decide) {
+                                Ok(result) => done.push(result),
+                                Err(e) => return (done, Some(e)),
+                            }
+                        }
+                        (done, None)
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic)))
+                .collect()
+        });
+        let mut results = Vec::new();
+        let mut failure = None;
+        for (done, error) in outcomes {
+            results.extend(done);
+            failure = failure.or(error);
+        }
+        (results, failure)
+    }
+
+    /// Counts and reports one written batch of orders read ahead.
+    fn record_read_ahead(&self, result: &ClaimResult, total: &mut Grouper, forced: bool) {
+        if result.moderated.is_empty() {
+            return;
+        }
+        self.shared.lock().read_ahead += result.moderated.len() as u64;
+        self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
+        total.add(&result.moderated, forced);
     }
 
     /// Counts a finished pass and reports it.

@@ -535,8 +535,10 @@ fn orders_read_ahead_are_moderated_once_at_their_instant(db: &TestDb) {
         .insert_orders(&(0..30).map(|_| new_order(due)).collect::<Vec<_>>(), "test")
         .expect("insert");
     let (observer, signals) = signals();
+    // Batches of 10: on Postgres the three batches read ahead are written in parallel.
     let sched = Scheduler::builder(store.clone())
         .check_interval(Duration::from_secs(30))
+        .batch_size(10)
         .observer(observer)
         .spawn()
         .expect("spawn");

@@ -107,31 +107,29 @@ impl Backend for Sqlite {
         };
         // One array per order, read by index from `jsonb_each`: the objects `json_each` yields
         // are handed to `->>` as text and parsed again for every field (about half of a
-        // batch's time went there), while `jsonb_each` yields each row already parsed.
-        let rows = |keep: &dyn Fn(&Order) -> bool| -> Result<String, StorageError> {
-            let mut json = JsonRows::with_capacity(decided.len() * 256);
-            for (o, d) in decided.iter().filter(|(o, _)| keep(o)) {
-                let (lmp, reason) = d.decision.lmp_or_reason();
-                // Per order: each approval records the source and interval that priced it.
-                let record = d.rt_record(at);
-                json.row(|j| {
-                    j.text(&o.id);
-                    j.text(d.decision.status().as_str());
-                    j.opt(lmp.map(|p| p.scaled()), JsonRows::int);
-                    j.opt_text(reason);
-                    j.text(&d.details.to_string());
-                    j.opt_text(record.map(|(s, _)| s));
-                    j.opt(record.map(|(_, t)| t.naive_utc()), JsonRows::timestamp);
-                });
-            }
-            json.finish()
-        };
+        // batch's time went there), while `jsonb_each` yields each row already parsed. The
+        // update's rows leave out the details, the largest field, which only the events need;
+        // the events' rows carry them as JSON, not as a string of JSON, so that they are
+        // neither escaped nor unescaped on the way.
+        let mut updates = JsonRows::with_capacity(decided.len() * 120);
+        for (o, d) in &decided {
+            let (lmp, reason) = d.decision.lmp_or_reason();
+            // Per order: each approval records the source and interval that priced it.
+            let record = d.rt_record(at);
+            updates.row(|j| {
+                j.text(&o.id);
+                j.text(d.decision.status().as_str());
+                j.opt(lmp.map(|p| p.scaled()), JsonRows::int);
+                j.opt_text(reason);
+                j.opt_text(record.map(|(s, _)| s));
+                j.opt(record.map(|(_, t)| t.naive_utc()), JsonRows::timestamp);
+            });
+        }
         let pending = OrderStatus::Pending.as_str();
-        let batch = rows(&|_| true)?;
         let updated: Vec<Updated> = diesel::sql_query(format!(
             "WITH d AS (SELECT value ->> 0 AS id, value ->> 1 AS status, \
                  value ->> 2 AS lmp, value ->> 3 AS reason, \
-                 value ->> 5 AS source, value ->> 6 AS interval \
+                 value ->> 4 AS source, value ->> 5 AS interval \
                  FROM jsonb_each(?1)) \
              UPDATE orders INDEXED BY sqlite_autoindex_orders_1 \
              SET status = d.status, approved_at = ?2, \
@@ -142,23 +140,27 @@ impl Backend for Sqlite {
              FROM d WHERE orders.id = d.id AND orders.status = '{pending}'{also} \
              RETURNING orders.id",
         ))
-        .bind::<Text, _>(&batch)
+        .bind::<Text, _>(updates.finish()?)
         .bind::<Timestamp, _>(at.naive_utc())
         .load(conn)?;
         let done: HashSet<String> = updated.into_iter().map(|u| u.id).collect();
-        let events = if done.len() == decided.len() {
-            batch
-        } else {
-            rows(&|o| done.contains(&o.id))?
-        };
+        let mut events = JsonRows::with_capacity(done.len() * 220);
+        for (o, d) in decided.iter().filter(|(o, _)| done.contains(&o.id)) {
+            events.row(|j| {
+                j.text(&o.id);
+                j.text(d.decision.status().as_str());
+                j.json(&d.details);
+            });
+        }
+        // `->` gives the details back as JSON text, as `to_string` would have written them.
         diesel::sql_query(format!(
             "INSERT INTO order_events (order_id, from_status, to_status, at, actor, details) \
-             SELECT value ->> 0, '{pending}', value ->> 1, ?1, ?2, value ->> 4 \
+             SELECT value ->> 0, '{pending}', value ->> 1, ?1, ?2, value -> 2 \
              FROM jsonb_each(?3) ORDER BY key",
         ))
         .bind::<Timestamp, _>(at.naive_utc())
         .bind::<Text, _>(actor)
-        .bind::<Text, _>(&events)
+        .bind::<Text, _>(events.finish()?)
         .execute(conn)?;
         Ok(settled(decided, &done, at))
     }
@@ -369,6 +371,12 @@ impl JsonRows {
                 self.buf.extend_from_slice(b"null");
             }
         }
+    }
+
+    /// A JSON value as itself (an object stays an object), not as a string.
+    fn json(&mut self, value: &serde_json::Value) {
+        self.separate();
+        let _ = serde_json::to_writer(&mut self.buf, value);
     }
 
     fn int(&mut self, value: i64) {

@@ -22,7 +22,7 @@ use storage::{ConnectionCheck, DueWatch, PoolConfig, Store};
 
 /// Connections in the worker's own pool: one for passes, one for the insert watcher's reads;
 /// on Postgres one more for each further writer of orders read ahead
-/// ([`crate::worker::READ_AHEAD_WRITERS_PG`]).
+/// ([`crate::worker::PG_WRITERS`]).
 const OWN_CONNECTIONS: u32 = 2;
 /// How often the insert watcher looks for orders inserted by other processes.
 const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(10);
@@ -117,7 +117,7 @@ impl SchedulerBuilder {
             .store
             .dedicated(&PoolConfig {
                 max_size: if self.store.is_postgres() {
-                    OWN_CONNECTIONS + crate::worker::READ_AHEAD_WRITERS_PG as u32 - 1
+                    OWN_CONNECTIONS + crate::worker::PG_WRITERS as u32 - 1
                 } else {
                     OWN_CONNECTIONS
                 },

@@ -10,14 +10,18 @@ use crate::error::PassError;
 use crate::event::SchedulerEvent;
 use crate::report::{Grouper, DUE_LIST_CAP};
 use crate::shared::one_line;
-use crate::worker::{Worker, READ_AHEAD_WRITERS_PG};
+use crate::worker::{Worker, PG_WRITERS};
 use chrono::{DateTime, Utc};
 use orders::{format_ms, Order};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use storage::{panic_message, ClaimResult, ClaimScope, StorageError};
+use storage::{panic_message, ClaimResult, ClaimScope, Decided, StorageError, Store};
+
+/// A decision closure, as storage's claims take it.
+type Decide<'a> = dyn FnMut(&Order, DateTime<Utc>) -> Result<Decided, String> + 'a;
 
 /// Failures of one order's decision before it is parked.
 const DECIDE_ATTEMPTS: u32 = 3;
@@ -136,28 +140,54 @@ impl Worker {
             if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
                 scope = ClaimScope::DueFrom(latest);
             }
-            for (id, reason) in &result.parked {
-                self.record_parked(id, reason);
-            }
-            if !result.moderated.is_empty() {
-                self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
-                total.add(&result.moderated, forced);
-            }
+            self.record_result(&result, &mut total, forced, false);
             if result.claimed() < batch_size || self.interrupted() {
+                break;
+            }
+            // A backlog: on Postgres the rest is claimed by several transactions at once.
+            if self.shared.own.is_postgres() {
+                self.claim_in_parallel(scope, &actor, &mut total, forced)?;
                 break;
             }
         }
         Ok(self.finish_pass(started, total))
     }
 
+    /// Claims on [`PG_WRITERS`] threads until none finds a full batch (or a command interrupts
+    /// the pass), each continuing from its own last batch as the sequential loop does. Their
+    /// claims take disjoint rows (`FOR UPDATE SKIP LOCKED`).
+    fn claim_in_parallel(
+        &mut self,
+        from: ClaimScope,
+        actor: &str,
+        total: &mut Grouper,
+        forced: bool,
+    ) -> Result<(), StorageError> {
+        let batch_size = self.shared.batch_size;
+        self.in_parallel(total, forced, false, |store, decide, emit| {
+            let mut scope = from;
+            loop {
+                let result = store.claim_and_apply(scope, batch_size, actor, &mut *decide)?;
+                if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
+                    scope = ClaimScope::DueFrom(latest);
+                }
+                let full = result.claimed() >= batch_size;
+                if !emit(result) || !full {
+                    return Ok(());
+                }
+            }
+        })
+        .map(|_| ())
+    }
+
     /// Moderates the orders read ahead for an instant that is now due, a batch per
     /// transaction, before any claim; true if a command interrupted the pass. Orders read
     /// ahead for an instant still to come are kept for a later pass. On Postgres several
-    /// batches are written at once ([`READ_AHEAD_WRITERS_PG`]).
+    /// batches are written at once ([`PG_WRITERS`]).
     fn apply_read_ahead(
         &mut self,
         actor: &str,
-        decide: &mut impl FnMut(&Order, DateTime<Utc>) -> Result<storage::Decided, String>,
+        decide: &mut impl FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
         total: &mut Grouper,
         forced: bool,
     ) -> Result<bool, StorageError> {
@@ -176,18 +206,20 @@ impl Worker {
             batches.push(std::mem::replace(&mut rest, later));
         }
         if self.shared.own.is_postgres() && batches.len() > 1 {
-            let (written, failure) = self.write_in_parallel(batches, actor);
-            for result in &written {
-                self.record_read_ahead(result, total, forced);
-            }
-            return match failure {
-                Some(e) => Err(e),
-                None => Ok(self.interrupted()),
-            };
+            let queue = Mutex::new(batches.into_iter());
+            let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            return self.in_parallel(total, forced, true, |store, decide, emit| {
+                while let Some(batch) = next() {
+                    if !emit(store.apply_prepared(batch, actor, &mut *decide)?) {
+                        break;
+                    }
+                }
+                Ok(())
+            });
         }
         for batch in batches {
             let result = self.shared.own.apply_prepared(batch, actor, &mut *decide)?;
-            self.record_read_ahead(&result, total, forced);
+            self.record_result(&result, total, forced, true);
             if self.interrupted() {
                 return Ok(true);
             }
@@ -195,55 +227,81 @@ impl Worker {
         Ok(false)
     }
 
-    /// Writes batches read ahead on [`READ_AHEAD_WRITERS_PG`] threads, each with its own
-    /// connection and decider, taking batches from one queue; once all are done, the batches
-    /// committed and the first failure, if any (a writer stops at its failure, so the batches
-    /// it did not write stay pending for a later claim). A panic is passed on to the pass's
-    /// guard.
-    fn write_in_parallel(
-        &self,
-        batches: Vec<Vec<Order>>,
-        actor: &str,
-    ) -> (Vec<ClaimResult>, Option<StorageError>) {
-        let queue = Mutex::new(batches.into_iter());
-        let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-        let shared = &self.shared;
-        let outcomes: Vec<(Vec<ClaimResult>, Option<StorageError>)> = std::thread::scope(|s| {
-            let writers: Vec<_> = (0..READ_AHEAD_WRITERS_PG)
+    /// Runs `work` on [`PG_WRITERS`] threads, each with its own connection (from the
+    /// scheduler's pool) and its own decider, and records each batch they commit as it
+    /// arrives (`read_ahead`: they are orders read ahead). `work` hands every result to its
+    /// `emit`, which says whether to go on: false once a command interrupted the pass or
+    /// another writer failed. Returns whether the pass was interrupted, or the first failure
+    /// once all writers stopped (a writer stops at its failure; what it did not write stays
+    /// pending). A writer's panic is passed on to the pass's guard.
+    fn in_parallel<W>(
+        &mut self,
+        total: &mut Grouper,
+        forced: bool,
+        read_ahead: bool,
+        work: W,
+    ) -> Result<bool, StorageError>
+    where
+        W: Fn(&Store, &mut Decide<'_>, &dyn Fn(ClaimResult) -> bool) -> Result<(), StorageError>
+            + Sync,
+    {
+        let shared = Arc::clone(&self.shared);
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = mpsc::channel::<ClaimResult>();
+        let mut interrupted = false;
+        let failure = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..PG_WRITERS)
                 .map(|_| {
-                    s.spawn(|| {
+                    let (tx, shared, stop, work) = (tx.clone(), &shared, &stop, &work);
+                    s.spawn(move || {
                         let mut decide = decider(shared.moderator.clone(), shared.seed);
-                        let mut done = Vec::new();
-                        while let Some(batch) = next() {
-                            match shared.own.apply_prepared(batch, actor, &mut decide) {
-                                Ok(result) => done.push(result),
-                                Err(e) => return (done, Some(e)),
-                            }
+                        let emit =
+                            |r: ClaimResult| tx.send(r).is_ok() && !stop.load(Ordering::Relaxed);
+                        let outcome = work(&shared.own, &mut decide, &emit);
+                        if outcome.is_err() {
+                            stop.store(true, Ordering::Relaxed);
                         }
-                        (done, None)
+                        outcome
                     })
                 })
                 .collect();
+            // The loop below ends when every writer has dropped its sender.
+            drop(tx);
+            for result in rx {
+                self.record_result(&result, total, forced, read_ahead);
+                if !interrupted && self.interrupted() {
+                    interrupted = true;
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
             writers
                 .into_iter()
                 .map(|w| w.join().unwrap_or_else(|panic| resume_unwind(panic)))
-                .collect()
+                .find_map(Result::err)
         });
-        let mut results = Vec::new();
-        let mut failure = None;
-        for (done, error) in outcomes {
-            results.extend(done);
-            failure = failure.or(error);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(interrupted),
         }
-        (results, failure)
     }
 
-    /// Counts and reports one written batch of orders read ahead.
-    fn record_read_ahead(&self, result: &ClaimResult, total: &mut Grouper, forced: bool) {
+    /// Counts and reports one committed batch (`read_ahead`: of orders read ahead).
+    fn record_result(
+        &self,
+        result: &ClaimResult,
+        total: &mut Grouper,
+        forced: bool,
+        read_ahead: bool,
+    ) {
+        for (id, reason) in &result.parked {
+            self.record_parked(id, reason);
+        }
         if result.moderated.is_empty() {
             return;
         }
-        self.shared.lock().read_ahead += result.moderated.len() as u64;
+        if read_ahead {
+            self.shared.lock().read_ahead += result.moderated.len() as u64;
+        }
         self.record_batch(&result.moderated, result.at.unwrap_or_else(Utc::now));
         total.add(&result.moderated, forced);
     }

@@ -591,6 +591,31 @@ fn orders_read_ahead_are_moderated_once_at_their_instant(db: &TestDb) {
     );
 }
 
+/// A backlog (orders already due when the scheduler starts) is drained exactly once; on
+/// Postgres by two transactions at once after the first full batch.
+fn a_backlog_is_drained_once(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() - ChronoDuration::seconds(10);
+    let batch: Vec<NewOrder> = (0..3_000)
+        .map(|i| new_order(due + ChronoDuration::milliseconds(i % 700)))
+        .collect();
+    store.insert_orders(&batch, "test").expect("bulk insert");
+    let (observer, signals) = signals();
+    let sched = Scheduler::builder(store.clone())
+        .batch_size(100)
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    assert!(signals.wait_moderated_count(Duration::from_secs(30), 3_000));
+    let status = sched.status();
+    assert_eq!((status.processed, status.read_ahead), (3_000, 0));
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (0, 3_000, 0)
+    );
+}
+
 storage::backend_tests!(
     order_inserted_by_another_process_is_moderated_on_time,
     status_storm_does_not_delay_moderation,
@@ -603,4 +628,5 @@ storage::backend_tests!(
     dropping_the_handle_joins_quickly,
     panics_inside_a_pass_are_caught,
     orders_read_ahead_are_moderated_once_at_their_instant,
+    a_backlog_is_drained_once,
 );

@@ -66,6 +66,8 @@ impl Application {
         let pool = PoolConfig {
             max_size: args.db.pool_size.max(2),
             connection_timeout: std::time::Duration::from_millis(1500),
+            // A service: one connection stays ready for the next request.
+            min_idle: 1,
             ..PoolConfig::default()
         };
         let store = Store::open(&args.db.database_url, &pool).with_context(|| {

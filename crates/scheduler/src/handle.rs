@@ -125,6 +125,8 @@ impl SchedulerBuilder {
                 // A pass retries after a failure; its first query should not wait behind a
                 // test round trip at the due instant.
                 check: ConnectionCheck::OnReturn,
+                // The next pass finds a connection ready.
+                min_idle: 1,
             })
             .unwrap_or_else(|e| {
                 log::warn!("scheduler: no pool of its own ({e}); sharing the caller's");

@@ -209,6 +209,12 @@ pub struct PoolConfig {
     pub connection_timeout: Duration,
     /// When a pooled connection is tested with a round trip.
     pub check: ConnectionCheck,
+    /// Idle connections the pool keeps open, replacing any taken out on a background thread.
+    /// A long-lived service wants 1, so that its next caller finds one ready; a short-lived
+    /// tool wants 0 (the default): a background connect still in progress when the process
+    /// exits crashes it (libpq with OpenSSL 3 is torn down under that thread, r2d2#137), and
+    /// with 0 the only connects are those a caller is waiting for.
+    pub min_idle: u32,
 }
 
 impl Default for PoolConfig {
@@ -217,6 +223,7 @@ impl Default for PoolConfig {
             max_size: 8,
             connection_timeout: Duration::from_secs(5),
             check: ConnectionCheck::OnCheckout,
+            min_idle: 0,
         }
     }
 }

@@ -156,7 +156,7 @@ impl Store {
 fn build_pool(url: &DatabaseUrl, config: &PoolConfig) -> Result<Pool, StorageError> {
     Ok(r2d2::Pool::builder()
         .max_size(config.max_size.max(1))
-        .min_idle(Some(1))
+        .min_idle(Some(config.min_idle.min(config.max_size.max(1))))
         .connection_timeout(config.connection_timeout)
         .test_on_check_out(config.check == ConnectionCheck::OnCheckout)
         .build(Manager::new(url.clone(), config.check))?)

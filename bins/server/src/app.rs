@@ -90,6 +90,7 @@ impl Application {
             .moderator(moderator)
             .check_interval(args.check_interval())
             .batch_size(args.batch_size)
+            .pg_writers(args.pg_writers)
             .moderation_seed(args.policy.moderation_seed)
             .autostart(!args.no_autostart);
         let scheduler = Arc::new(builder.spawn()?);

@@ -249,6 +249,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SCHEDULER_BATCH_SIZE", default_value_t = 1000,
         value_parser = parse_batch_size)]
     pub batch_size: usize,
+    /// On Postgres, transactions writing at once when a pass has more than one batch to write
+    /// (a due instant's orders read ahead, or a backlog): about the database server's cores.
+    /// Each holds a connection of the scheduler's own pool while it writes.
+    #[arg(long, env = "SCHEDULER_PG_WRITERS", default_value_t = scheduler::DEFAULT_PG_WRITERS,
+        value_parser = parse_pg_writers)]
+    pub pg_writers: usize,
     /// Do not start the scheduler loop (start it later with POST /api/v1/scheduler/start).
     #[arg(long, env = "SCHEDULER_NO_AUTOSTART")]
     pub no_autostart: bool,
@@ -352,6 +358,10 @@ fn parse_check_interval(text: &str) -> Result<f64, String> {
 
 fn parse_batch_size(text: &str) -> Result<usize, String> {
     parse_count(text, 1, 100_000)
+}
+
+fn parse_pg_writers(text: &str) -> Result<usize, String> {
+    parse_count(text, 1, 32)
 }
 
 fn parse_workers(text: &str) -> Result<usize, String> {

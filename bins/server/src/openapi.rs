@@ -201,6 +201,8 @@ mod tests {
             .expect("Status has properties");
         for field in [
             "batch_size",
+            "writers",
+            "read_ahead",
             "panics",
             "parked_recent",
             "next_wake",

@@ -322,6 +322,8 @@ fn bad_flag_values_fail_cleanly_and_store_nothing() {
         vec!["serve", "--check-interval-secs", "-1"],
         vec!["serve", "--check-interval-secs", "1e300"],
         vec!["serve", "--batch-size", "0"],
+        vec!["serve", "--pg-writers", "0"],
+        vec!["serve", "--pg-writers", "33"],
         vec!["serve", "--workers", "0"],
         vec!["serve", "--pool-size", "0"],
         vec!["serve", "--approval-probability", "nan"],

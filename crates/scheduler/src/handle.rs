@@ -21,9 +21,13 @@ use std::time::Duration;
 use storage::{ConnectionCheck, DueWatch, PoolConfig, Store};
 
 /// Connections in the worker's own pool: one for passes, one for the insert watcher's reads;
-/// on Postgres one more for each further writer of orders read ahead
-/// ([`crate::worker::PG_WRITERS`]).
+/// on Postgres one more for each further writer ([`SchedulerBuilder::pg_writers`]).
 const OWN_CONNECTIONS: u32 = 2;
+/// Transactions writing at once on Postgres when a pass has more than one batch to write: the
+/// cores of the machine this was measured on (docs/BENCHMARKS.md, round five).
+pub const DEFAULT_PG_WRITERS: usize = 2;
+/// Most writers a scheduler takes (each holds a connection while it writes).
+const MAX_PG_WRITERS: usize = 32;
 /// How often the insert watcher looks for orders inserted by other processes.
 const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -35,6 +39,7 @@ pub struct SchedulerBuilder {
     moderator: Option<Moderator>,
     check_interval: Duration,
     batch_size: usize,
+    pg_writers: usize,
     seed: Option<u64>,
     instance_id: String,
     autostart: bool,
@@ -48,6 +53,16 @@ impl SchedulerBuilder {
     /// orders to the next check.
     pub fn watch_inserts(mut self, interval: Option<Duration>) -> Self {
         self.watch_interval = interval.map(|i| i.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// On Postgres, how many transactions write at once when a pass has more than one batch
+    /// to write (a due instant's orders read ahead, or a backlog): each on its own connection
+    /// and its own rows. A batch's cost there is the database server's work, one core per
+    /// connection, so about the server's cores (default [`DEFAULT_PG_WRITERS`]; 1 to 32).
+    /// SQLite has one writer whatever this says.
+    pub fn pg_writers(mut self, n: usize) -> Self {
+        self.pg_writers = n.clamp(1, MAX_PG_WRITERS);
         self
     }
 
@@ -117,7 +132,7 @@ impl SchedulerBuilder {
             .store
             .dedicated(&PoolConfig {
                 max_size: if self.store.is_postgres() {
-                    OWN_CONNECTIONS + crate::worker::PG_WRITERS as u32 - 1
+                    OWN_CONNECTIONS + self.pg_writers as u32 - 1
                 } else {
                     OWN_CONNECTIONS
                 },
@@ -144,12 +159,18 @@ impl SchedulerBuilder {
         let moderator = self
             .moderator
             .unwrap_or_else(|| original_moderator(&self.policy, self.seed));
+        let writers = if self.store.is_postgres() {
+            self.pg_writers
+        } else {
+            1
+        };
         let shared = Arc::new(Shared::new(
             moderator,
             own,
             self.store,
             self.instance_id,
             self.batch_size,
+            writers,
             self.check_interval,
             self.seed,
             self.autostart,
@@ -203,6 +224,7 @@ impl Scheduler {
             moderator: None,
             check_interval: Duration::from_secs(30),
             batch_size: 1_000,
+            pg_writers: DEFAULT_PG_WRITERS,
             seed: None,
             instance_id: format!("{:08x}", rand::random::<u32>()),
             autostart: true,

@@ -51,7 +51,7 @@ mod worker;
 pub use decide::{moderate_due_time, moderate_due_time_with};
 pub use error::{PassError, SchedulerError};
 pub use event::{Observer, SchedulerEvent};
-pub use handle::{Liveness, Scheduler, SchedulerBuilder};
+pub use handle::{Liveness, Scheduler, SchedulerBuilder, DEFAULT_PG_WRITERS};
 pub use report::{
     DueReport, DueResult, LatenessSummary, ParkedOrder, PassReport, Status, DUE_LIST_CAP,
     ORDER_LIST_CAP,

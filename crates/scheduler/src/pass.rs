@@ -10,7 +10,7 @@ use crate::error::PassError;
 use crate::event::SchedulerEvent;
 use crate::report::{Grouper, DUE_LIST_CAP};
 use crate::shared::one_line;
-use crate::worker::{Worker, PG_WRITERS};
+use crate::worker::Worker;
 use chrono::{DateTime, Utc};
 use orders::{format_ms, Order};
 use std::collections::HashMap;
@@ -145,7 +145,7 @@ impl Worker {
                 break;
             }
             // A backlog: on Postgres the rest is claimed by several transactions at once.
-            if self.shared.own.is_postgres() {
+            if self.shared.writers > 1 {
                 self.claim_in_parallel(scope, &actor, &mut total, forced)?;
                 break;
             }
@@ -153,9 +153,10 @@ impl Worker {
         Ok(self.finish_pass(started, total))
     }
 
-    /// Claims on [`PG_WRITERS`] threads until none finds a full batch (or a command interrupts
-    /// the pass), each continuing from its own last batch as the sequential loop does. Their
-    /// claims take disjoint rows (`FOR UPDATE SKIP LOCKED`).
+    /// Claims on the configured writers' threads ([`crate::SchedulerBuilder::pg_writers`])
+    /// until none finds a full batch (or a command interrupts the pass), each continuing from
+    /// its own last batch as the sequential loop does. Their claims take disjoint rows
+    /// (`FOR UPDATE SKIP LOCKED`).
     fn claim_in_parallel(
         &mut self,
         from: ClaimScope,
@@ -183,7 +184,7 @@ impl Worker {
     /// Moderates the orders read ahead for an instant that is now due, a batch per
     /// transaction, before any claim; true if a command interrupted the pass. Orders read
     /// ahead for an instant still to come are kept for a later pass. On Postgres several
-    /// batches are written at once ([`PG_WRITERS`]).
+    /// batches are written at once ([`crate::SchedulerBuilder::pg_writers`]).
     fn apply_read_ahead(
         &mut self,
         actor: &str,
@@ -205,7 +206,7 @@ impl Worker {
             let later = rest.split_off(rest.len().min(batch_size));
             batches.push(std::mem::replace(&mut rest, later));
         }
-        if self.shared.own.is_postgres() && batches.len() > 1 {
+        if self.shared.writers > 1 && batches.len() > 1 {
             let queue = Mutex::new(batches.into_iter());
             let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
             return self.in_parallel(total, forced, true, |store, decide, emit| {
@@ -227,9 +228,9 @@ impl Worker {
         Ok(false)
     }
 
-    /// Runs `work` on [`PG_WRITERS`] threads, each with its own connection (from the
-    /// scheduler's pool) and its own decider, and records each batch they commit as it
-    /// arrives (`read_ahead`: they are orders read ahead). `work` hands every result to its
+    /// Runs `work` on the configured writers' threads ([`crate::SchedulerBuilder::pg_writers`]),
+    /// each with its own connection (from the scheduler's pool) and its own decider, and
+    /// records each batch they commit as it arrives (`read_ahead`: they are orders read ahead). `work` hands every result to its
     /// `emit`, which says whether to go on: false once a command interrupted the pass or
     /// another writer failed. Returns whether the pass was interrupted, or the first failure
     /// once all writers stopped (a writer stops at its failure; what it did not write stays
@@ -250,7 +251,7 @@ impl Worker {
         let (tx, rx) = mpsc::channel::<ClaimResult>();
         let mut interrupted = false;
         let failure = std::thread::scope(|s| {
-            let writers: Vec<_> = (0..PG_WRITERS)
+            let writers: Vec<_> = (0..shared.writers)
                 .map(|_| {
                     let (tx, shared, stop, work) = (tx.clone(), &shared, &stop, &work);
                     s.spawn(move || {

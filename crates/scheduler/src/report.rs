@@ -198,6 +198,9 @@ pub struct Status {
     pub instance_id: String,
     /// Orders claimed per transaction.
     pub batch_size: usize,
+    /// Transactions writing at once when a pass has more than one batch to write: the
+    /// configured Postgres writers, 1 on SQLite.
+    pub writers: usize,
     /// Orders moderated since the thread started.
     pub processed: u64,
     /// Of `processed`, orders whose rows were read shortly before their due instant, so that

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// Written to the history as `scheduler:<instance_id>`, and shown in logs and status.
     pub(crate) instance_id: String,
     pub(crate) batch_size: usize,
+    /// Transactions writing at once when a pass has several batches (1 on SQLite).
+    pub(crate) writers: usize,
     pub(crate) check_interval: Duration,
     /// When set, outcomes depend only on (seed, order id, policy).
     pub(crate) seed: Option<u64>,
@@ -103,6 +105,7 @@ impl Shared {
         store: Store,
         instance_id: String,
         batch_size: usize,
+        writers: usize,
         check_interval: Duration,
         seed: Option<u64>,
         running: bool,
@@ -115,6 +118,7 @@ impl Shared {
             refreshing: AtomicBool::new(false),
             instance_id,
             batch_size,
+            writers,
             check_interval,
             seed,
             state: Mutex::new(State {
@@ -177,6 +181,7 @@ impl Shared {
             check_interval_seconds: self.check_interval.as_secs_f64(),
             instance_id: self.instance_id.clone(),
             batch_size: self.batch_size,
+            writers: self.writers,
             processed: st.processed,
             read_ahead: st.read_ahead,
             approved: st.approved,

@@ -67,13 +67,6 @@ pub(crate) const READ_AHEAD: Duration = Duration::from_secs(1);
 /// an order); the rest are claimed as usual.
 const READ_AHEAD_BATCHES: usize = 10;
 
-/// Transactions writing at once on Postgres when a pass has more than one batch to write (a
-/// due instant's orders read ahead, or a backlog), each on its own connection and its own
-/// rows (locked with `SKIP LOCKED`): a batch's cost there is the server's work (updates,
-/// history rows, index entries, foreign-key checks), which one connection runs on one core.
-/// SQLite has one writer, so one transaction at a time.
-pub(crate) const PG_WRITERS: usize = 2;
-
 /// The orders of one due instant, read before it.
 pub(crate) struct ReadAhead {
     pub(crate) due: DateTime<Utc>,

@@ -592,28 +592,34 @@ fn orders_read_ahead_are_moderated_once_at_their_instant(db: &TestDb) {
 }
 
 /// A backlog (orders already due when the scheduler starts) is drained exactly once; on
-/// Postgres by two transactions at once after the first full batch.
+/// Postgres by as many transactions at once as configured, after the first full batch.
 fn a_backlog_is_drained_once(db: &TestDb) {
     let store = db.store();
-    let due = Utc::now() - ChronoDuration::seconds(10);
-    let batch: Vec<NewOrder> = (0..3_000)
-        .map(|i| new_order(due + ChronoDuration::milliseconds(i % 700)))
-        .collect();
-    store.insert_orders(&batch, "test").expect("bulk insert");
-    let (observer, signals) = signals();
-    let sched = Scheduler::builder(store.clone())
-        .batch_size(100)
-        .check_interval(Duration::from_secs(30))
-        .observer(observer)
-        .spawn()
-        .expect("spawn");
-    assert!(signals.wait_moderated_count(Duration::from_secs(30), 3_000));
-    let status = sched.status();
-    assert_eq!((status.processed, status.read_ahead), (3_000, 0));
-    assert_eq!(
-        store.moderation_event_multiplicity().expect("mult"),
-        (0, 3_000, 0)
-    );
+    for (round, writers) in [1, 3].into_iter().enumerate() {
+        let due = Utc::now() - ChronoDuration::seconds(10);
+        let batch: Vec<NewOrder> = (0..3_000)
+            .map(|i| new_order(due + ChronoDuration::milliseconds(i % 700)))
+            .collect();
+        store.insert_orders(&batch, "test").expect("bulk insert");
+        let (observer, signals) = signals();
+        let sched = Scheduler::builder(store.clone())
+            .batch_size(100)
+            .pg_writers(writers)
+            .check_interval(Duration::from_secs(30))
+            .observer(observer)
+            .spawn()
+            .expect("spawn");
+        assert!(signals.wait_moderated_count(Duration::from_secs(30), 3_000));
+        let status = sched.status();
+        assert_eq!((status.processed, status.read_ahead), (3_000, 0));
+        let expected = if store.is_postgres() { writers } else { 1 };
+        assert_eq!(status.writers, expected);
+        let done = 3_000 * (round as i64 + 1);
+        assert_eq!(
+            store.moderation_event_multiplicity().expect("mult"),
+            (0, done, 0)
+        );
+    }
 }
 
 storage::backend_tests!(

@@ -121,3 +121,49 @@ storage::backend_tests!(
     parked_orders_are_not_next_due,
     due_summary_counts_due_upcoming_and_next,
 );
+
+/// SQLite keeps `orders` in rowid order, and the rowid is chosen by due minute, so the orders
+/// one claim takes sit side by side whatever order they were created in: by due minute, then
+/// by creation within the minute, across separate inserts as within one batch.
+#[test]
+fn sqlite_stores_orders_in_due_order_whatever_their_creation_order() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let db = TestDb::sqlite();
+    let store = db.store();
+    let hour: DateTime<Utc> = "2031-03-04T10:00:00Z".parse().expect("time");
+    let batch: Vec<_> = [
+        Duration::hours(2),
+        Duration::zero(),
+        Duration::hours(1),
+        Duration::seconds(30),
+    ]
+    .into_iter()
+    .map(|d| order_due(hour + d, "BUY", "L"))
+    .collect();
+    let ids = store.insert_orders(&batch, "seed").expect("batch");
+    let single = store
+        .insert_order(&order_due(hour, "SELL", "L"), None, "api")
+        .expect("single")
+        .order
+        .id;
+    let mut conn = diesel::SqliteConnection::establish(&db.url).expect("open");
+    let stored: Vec<String> = diesel::sql_query("SELECT id FROM orders ORDER BY rowid")
+        .load::<Row>(&mut conn)
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let expected = vec![
+        ids[1].clone(),
+        ids[3].clone(),
+        single,
+        ids[2].clone(),
+        ids[0].clone(),
+    ];
+    assert_eq!(stored, expected);
+}

@@ -192,32 +192,17 @@ impl Backend for Sqlite {
                     j.text(r.status);
                     j.opt_text(r.idempotency_key);
                     j.opt_text(r.request_hash);
-                    j.int(due_block(r.hour_start_utc));
                 });
             }
-            // Each row's rowid is the next free one in its due minute's block (see
-            // `due_block`): `b` finds the highest rowid already in each minute of the batch
-            // with one backwards seek, and rows of the same minute count on from it in input
-            // order. Reading `top` before any row is written (the CTEs are materialized) keeps
-            // the numbering right however SQLite schedules the insert; the one writer SQLite
-            // allows keeps two inserts from taking the same number.
-            diesel::sql_query(format!(
-                "WITH r AS MATERIALIZED (SELECT key, value, value ->> 12 AS m FROM jsonb_each(?1)), \
-                 b AS MATERIALIZED ( \
-                     SELECT m, coalesce((SELECT o.rowid FROM orders o \
-                         WHERE o.rowid >= (m << {DUE_BLOCK_BITS}) \
-                           AND o.rowid < ((m + 1) << {DUE_BLOCK_BITS}) \
-                         ORDER BY o.rowid DESC LIMIT 1), (m << {DUE_BLOCK_BITS}) - 1) AS top \
-                     FROM (SELECT DISTINCT m FROM r)) \
-                 INSERT INTO orders (rowid, id, created_at, market, location_type, location, \
+            diesel::sql_query(
+                "INSERT INTO orders (id, created_at, market, location_type, location, \
                      hour_start_utc, side, qty_milli_mwh, limit_price_cents, status, \
                      idempotency_key, request_hash) \
-                 SELECT b.top + row_number() OVER (PARTITION BY r.m ORDER BY r.key), \
-                     value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
                      value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
                      value ->> 10, value ->> 11 \
-                 FROM r JOIN b ON b.m = r.m ORDER BY r.key",
-            ))
+                 FROM jsonb_each(?1) ORDER BY key",
+            )
             .bind::<Text, _>(json.finish()?)
             .execute(conn)?;
         }
@@ -322,25 +307,6 @@ impl Sqlite {
     }
 }
 
-/// How many low bits of an order's rowid number the orders of one due minute.
-const DUE_BLOCK_BITS: u32 = 30;
-
-/// The block of rowids an order due at `due` is stored in: its due minute since the epoch.
-/// `orders` keys rows by a hidden rowid (its `id` is text), and a rowid table keeps its rows in
-/// rowid order; numbering rows by due minute (then by creation within it) stores orders due
-/// together side by side, whatever their creation order. A day-ahead book is created over a day
-/// for the 24 hours of tomorrow, so by creation order the orders due at one instant are spread
-/// over the whole table, and every batch a claim writes dirtied about one page per order; in
-/// due order a batch dirties a few dozen. Each minute holds 2^30 orders; minutes are clamped to
-/// +-2^32 (about 8,000 years either side of 1970) so that the rowid stays within 63 bits.
-fn due_block(due: NaiveDateTime) -> i64 {
-    const LIMIT: i64 = 1 << 32;
-    due.and_utc()
-        .timestamp()
-        .div_euclid(60)
-        .clamp(-LIMIT, LIMIT - 1)
-}
-
 /// How diesel writes a `Timestamp` to SQLite: [`JsonRows`] writes the same text.
 const TIMESTAMP_TEXT: &str = "%F %T%.f";
 
@@ -435,31 +401,5 @@ impl JsonRows {
         // Only escaped `str`s and ASCII were written, so this holds; checked all the same.
         String::from_utf8(self.buf)
             .map_err(|e| StorageError::Query(diesel::result::Error::SerializationError(e.into())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{due_block, DUE_BLOCK_BITS};
-    use chrono::DateTime;
-
-    fn at(secs: i64) -> chrono::NaiveDateTime {
-        DateTime::from_timestamp(secs, 0).expect("time").naive_utc()
-    }
-
-    #[test]
-    fn due_blocks_are_minutes_since_the_epoch_clamped_to_fit_a_rowid() {
-        assert_eq!(due_block(at(0)), 0);
-        assert_eq!(due_block(at(59)), 0);
-        assert_eq!(due_block(at(60)), 1);
-        assert_eq!(due_block(at(-1)), -1);
-        assert_eq!(due_block(at(1_700_000_000)), 28_333_333);
-        let far = chrono::NaiveDateTime::MAX;
-        assert_eq!(due_block(far), (1 << 32) - 1);
-        assert_eq!(due_block(chrono::NaiveDateTime::MIN), -(1 << 32));
-        // The first rowid of the lowest block and the last of the highest fit in an i64.
-        let lowest = i128::from(due_block(chrono::NaiveDateTime::MIN)) << DUE_BLOCK_BITS;
-        let highest = ((i128::from(due_block(far)) + 1) << DUE_BLOCK_BITS) - 1;
-        assert!(lowest >= i128::from(i64::MIN) && highest <= i128::from(i64::MAX));
     }
 }

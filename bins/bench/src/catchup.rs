@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::bench_support::{
     any_pending, baseline_events, baseline_update, load_orders, load_orders_due_at,
-    moderation_counts, settle,
+    moderation_counts, settle, wal_bytes,
 };
 
 /// How the loaded book's due times relate to its creation (id) order.
@@ -72,6 +72,11 @@ pub struct CatchupRun {
     pub ratio_vs_limit: Option<f64>,
     /// `drain_s / (limit_update_s + limit_events_s)`: against a limit that also writes history.
     pub ratio_vs_limit_with_events: Option<f64>,
+    /// KiB written per order during the drain: on Postgres the cluster's write-ahead log, on
+    /// SQLite what the server processes wrote to storage (log frames and checkpoints).
+    pub written_kib_per_order: f64,
+    /// The same for the limit's UPDATE and INSERT (on SQLite, written by the bench itself).
+    pub limit_written_kib_per_order: Option<f64>,
     /// Seconds spent loading (not timed in the figures above).
     pub load_s: f64,
     /// 1-minute load average of the machine when the run ended.
@@ -134,6 +139,8 @@ pub fn run(
     // (one index probe per poll), often enough to be well under 1 % of the drain time.
     let poll = Duration::from_millis(if n >= 50_000 { 50 } else { 5 });
     let poller = (book == Book::Realistic).then(|| StatusPoller::start(&procs[0].base));
+    let pids: Vec<u32> = procs.iter().map(Server::pid).collect();
+    let written_before = written(&store, &pids)?;
     let started = Instant::now();
     for p in &procs {
         p.post("/api/v1/scheduler/start")?;
@@ -148,6 +155,8 @@ pub fn run(
         std::thread::sleep(poll);
     }
     let drain_s = started.elapsed().as_secs_f64();
+    let written_kib_per_order =
+        kib_per_order(written(&store, &pids)?.saturating_sub(written_before), n);
     let (status_polls, status_errors) = poller.map_or((0, 0), StatusPoller::finish);
     let mut peak_rss_mib: f64 = 0.0;
     for p in &procs {
@@ -160,15 +169,21 @@ pub fn run(
     }
     drop(store);
     drop(db);
-    let (mut limit_update_s, mut limit_events_s) = (None, None);
+    let (mut limit_update_s, mut limit_events_s, mut limit_written) = (None, None, None);
     if let Some(copy) = copy {
         let store = copy.open()?;
+        let me = [std::process::id()];
+        let before = written(&store, &me)?;
         let t = Instant::now();
         let rows = baseline_update(&store)?;
         limit_update_s = Some(t.elapsed().as_secs_f64());
         let t = Instant::now();
         baseline_events(&store)?;
         limit_events_s = Some(t.elapsed().as_secs_f64());
+        limit_written = Some(kib_per_order(
+            written(&store, &me)?.saturating_sub(before),
+            n,
+        ));
         if rows != n {
             bail!("the baseline UPDATE changed {rows} rows, expected {n}");
         }
@@ -189,9 +204,24 @@ pub fn run(
         ratio_vs_limit_with_events: limit_update_s
             .zip(limit_events_s)
             .map(|(u, e)| drain_s / (u + e)),
+        written_kib_per_order,
+        limit_written_kib_per_order: limit_written,
         load_s,
         loadavg_1m: crate::stats::loadavg_1m(),
     })
+}
+
+/// Bytes the database has written so far: the Postgres cluster's write-ahead log, or on SQLite
+/// (one file, written by whichever process holds the write lock) what `pids` wrote to storage.
+fn written(store: &storage::Store, pids: &[u32]) -> Result<u64> {
+    match wal_bytes(store)? {
+        Some(bytes) => Ok(u64::try_from(bytes)?),
+        None => pids.iter().map(|&p| crate::server::write_bytes(p)).sum(),
+    }
+}
+
+fn kib_per_order(bytes: u64, n: usize) -> f64 {
+    bytes as f64 / 1024.0 / n.max(1) as f64
 }
 
 /// A dashboard's view of the drain: `GET /api/v1/scheduler/status` every 50 ms on its own

@@ -311,14 +311,17 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                         let r = catchup::run(backend, &db_cfg, &server_cfg, n, 1, true, book)?;
                         eprintln!(
                             "  drained in {:.3} s ({:.0}/s, peak RSS {:.1} MiB); limit UPDATE \
-                             {:.3} s + history INSERT {:.3} s; {} status polls ({} failed)",
+                             {:.3} s + history INSERT {:.3} s; {} status polls ({} failed); \
+                             written {:.1} KiB/order (limit {:.1})",
                             r.drain_s,
                             r.orders_per_s,
                             r.peak_rss_mib,
                             r.limit_update_s.unwrap_or(f64::NAN),
                             r.limit_events_s.unwrap_or(f64::NAN),
                             r.status_polls,
-                            r.status_errors
+                            r.status_errors,
+                            r.written_kib_per_order,
+                            r.limit_written_kib_per_order.unwrap_or(f64::NAN)
                         );
                         runs.push(r);
                     }

@@ -25,6 +25,8 @@ pub struct CatchupEntry {
     limit_rows_per_s: Option<Summary>,
     ratio_vs_limit: Option<Summary>,
     ratio_vs_limit_with_events: Option<Summary>,
+    written_kib_per_order: Option<Summary>,
+    limit_written_kib_per_order: Option<Summary>,
     runs: Vec<CatchupRun>,
 }
 
@@ -178,6 +180,8 @@ impl Report {
             limit_rows_per_s: opt(|r| r.limit_rows_per_s),
             ratio_vs_limit: opt(|r| r.ratio_vs_limit),
             ratio_vs_limit_with_events: opt(|r| r.ratio_vs_limit_with_events),
+            written_kib_per_order: summarise(&runs, |r| r.written_kib_per_order),
+            limit_written_kib_per_order: opt(|r| r.limit_written_kib_per_order),
             runs,
         });
     }
@@ -433,7 +437,7 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
+                "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22} | {:<22} | {:<22}",
                 "db",
                 "book",
                 "orders",
@@ -442,12 +446,14 @@ impl Report {
                 "peak RSS MiB",
                 "limit rows/s",
                 "ours/limit",
-                "ours/(limit+events)"
+                "ours/(limit+events)",
+                "KiB written/order",
+                "limit KiB written/order"
             );
             for c in &self.catchup {
                 let _ = writeln!(
                     t,
-                    "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22}",
+                    "{:<9} {:<10} {:>9} | {:<28} | {:<28} | {:<22} | {:<28} | {:<22} | {:<22} | {:<22} | {:<22}",
                     c.backend.name(),
                     c.book.name(),
                     c.orders,
@@ -457,6 +463,8 @@ impl Report {
                     show(c.limit_rows_per_s, 0),
                     show(c.ratio_vs_limit, 2),
                     show(c.ratio_vs_limit_with_events, 2),
+                    show(c.written_kib_per_order, 1),
+                    show(c.limit_written_kib_per_order, 1),
                 );
             }
         }

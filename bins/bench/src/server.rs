@@ -159,6 +159,18 @@ pub fn peak_rss_mib(pid: u32) -> Result<f64> {
     Ok(kb / 1024.0)
 }
 
+/// Bytes process `pid` has caused to be written to storage so far (`write_bytes` of
+/// `/proc/<pid>/io`: counted when a page of a file is dirtied, so a write-ahead log frame and
+/// the checkpoint that copies it into the database file both count).
+pub fn write_bytes(pid: u32) -> Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("cannot read /proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .context("no write_bytes in /proc/<pid>/io")
+}
+
 /// CPU time used so far by process `pid` (`utime + stime` of `/proc/<pid>/stat`), seconds.
 pub fn cpu_s(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))

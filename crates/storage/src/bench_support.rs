@@ -370,6 +370,26 @@ pub fn any_pending(store: &Store) -> Result<bool, StorageError> {
     Ok(found.is_some())
 }
 
+/// Bytes of write-ahead log the Postgres cluster has generated so far (`pg_stat_wal`, which
+/// counts every database of the cluster, so deltas are meaningful only on a quiet cluster);
+/// `None` on SQLite, whose writes the caller reads from the writing process's I/O counters.
+pub fn wal_bytes(store: &Store) -> Result<Option<i64>, StorageError> {
+    #[derive(QueryableByName)]
+    struct Wal {
+        #[diesel(sql_type = BigInt)]
+        bytes: i64,
+    }
+    let mut conn = store.conn()?;
+    match &mut *conn {
+        DbConnection::Pg(pg) => {
+            let w: Wal = diesel::sql_query("SELECT wal_bytes::bigint AS bytes FROM pg_stat_wal")
+                .get_result(pg)?;
+            Ok(Some(w.bytes))
+        }
+        DbConnection::Sqlite(_) => Ok(None),
+    }
+}
+
 /// Number of PENDING orders.
 pub fn pending_count(store: &Store) -> Result<i64, StorageError> {
     Ok(orders::table

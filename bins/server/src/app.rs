@@ -68,6 +68,9 @@ impl Application {
             connection_timeout: std::time::Duration::from_millis(1500),
             // A service: one connection stays ready for the next request.
             min_idle: 1,
+            // Claims and group commits write thousands of pages at a time; their commits
+            // should not also copy them into the file (SQLite; see storage's checkpoint.rs).
+            background_checkpoints: true,
             ..PoolConfig::default()
         };
         let store = Store::open(&args.db.database_url, &pool).with_context(|| {

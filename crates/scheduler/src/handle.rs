@@ -142,6 +142,8 @@ impl SchedulerBuilder {
                 check: ConnectionCheck::OnReturn,
                 // The next pass finds a connection ready.
                 min_idle: 1,
+                // Inherited from `store` in any case.
+                background_checkpoints: false,
             })
             .unwrap_or_else(|e| {
                 log::warn!("scheduler: no pool of its own ({e}); sharing the caller's");

@@ -4,7 +4,7 @@
 
 use crate::backend::{on_backend, pg::Pg, sqlite::Sqlite, Backend};
 use crate::error::StorageError;
-use diesel::connection::TransactionManager;
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
@@ -102,12 +102,24 @@ impl DatabaseUrl {
 pub struct Manager {
     url: DatabaseUrl,
     check: ConnectionCheck,
+    sqlite_autocheckpoint: Option<u32>,
 }
 
 impl Manager {
     /// A manager for this database that tests connections as `check` says.
     pub fn new(url: DatabaseUrl, check: ConnectionCheck) -> Self {
-        Self { url, check }
+        Self {
+            url,
+            check,
+            sqlite_autocheckpoint: None,
+        }
+    }
+
+    /// On SQLite, each connection checkpoints by itself only once the log holds `pages` (a
+    /// background thread does it before then).
+    pub(crate) fn sqlite_autocheckpoint(mut self, pages: Option<u32>) -> Self {
+        self.sqlite_autocheckpoint = pages;
+        self
     }
 }
 
@@ -116,7 +128,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = StorageError;
 
     fn connect(&self) -> Result<DbConnection, StorageError> {
-        self.url.connect()
+        let mut conn = self.url.connect()?;
+        if let (Some(pages), DbConnection::Sqlite(c)) = (self.sqlite_autocheckpoint, &mut conn) {
+            c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {pages}"))?;
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StorageError> {
@@ -215,6 +231,12 @@ pub struct PoolConfig {
     /// exits crashes it (libpq with OpenSSL 3 is torn down under that thread, r2d2#137), and
     /// with 0 the only connects are those a caller is waiting for.
     pub min_idle: u32,
+    /// SQLite: a thread of the store checkpoints the write-ahead log while writers go on, and
+    /// the store's connections leave checkpoints to it (see `checkpoint.rs`). Right for a
+    /// long-lived service whose writes are large (a scheduler draining a backlog); a
+    /// short-lived tool keeps SQLite's default, a checkpoint inside the commit that takes the
+    /// log past 1,000 pages. Inherited by [`crate::Store::dedicated`] pools. Ignored on Postgres.
+    pub background_checkpoints: bool,
 }
 
 impl Default for PoolConfig {
@@ -224,6 +246,7 @@ impl Default for PoolConfig {
             connection_timeout: Duration::from_secs(5),
             check: ConnectionCheck::OnCheckout,
             min_idle: 0,
+            background_checkpoints: false,
         }
     }
 }

@@ -18,6 +18,8 @@
 //! - `retention`: deleting old closed orders in batches, one sweeper at a time.
 //! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
 //! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
+//! - `checkpoint`: SQLite's write-ahead log copied into the file by a thread of the store, off
+//!   the writers' commits (`PoolConfig::background_checkpoints`).
 //! - [`testing`] (feature `testing`): fresh databases for tests and test-only reads.
 //!
 //! # Representation
@@ -28,6 +30,7 @@
 mod backend;
 #[cfg(feature = "bench")]
 pub mod bench_support;
+mod checkpoint;
 mod claim;
 pub mod connection;
 mod due;

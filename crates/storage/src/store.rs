@@ -30,6 +30,10 @@ pub struct Store {
     sqlite_writer: Option<Arc<Mutex<()>>>,
     /// Creates waiting to share a commit (see `group_commit.rs`).
     group_commit: Arc<crate::group_commit::GroupCommit>,
+    /// SQLite's background checkpoints, when the pool config asked for them; shared with
+    /// dedicated pools, whose connections then leave checkpoints to it too. The thread stops
+    /// with the last clone.
+    checkpointer: Option<Arc<crate::checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -59,11 +63,19 @@ impl Store {
         // Try one connection first so the caller sees the driver's own message, not a timeout.
         drop(url.connect()?);
         let sqlite_writer = (!url.is_postgres()).then(|| Arc::new(Mutex::new(())));
+        let checkpointer = if config.background_checkpoints && !url.is_postgres() {
+            let thread = crate::checkpoint::Checkpointer::start(url.clone())
+                .map_err(|e| StorageError::Unavailable(format!("no checkpoint thread: {e}")))?;
+            Some(Arc::new(thread))
+        } else {
+            None
+        };
         Ok(Self {
-            pool: build_pool(&url, config)?,
+            pool: build_pool(&url, config, checkpointer.is_some())?,
             url,
             sqlite_writer,
             group_commit: Arc::default(),
+            checkpointer,
         })
     }
 
@@ -72,10 +84,11 @@ impl Store {
     /// writers of both still queue in one line, since the file has one writer at a time.
     pub fn dedicated(&self, config: &PoolConfig) -> Result<Self, StorageError> {
         Ok(Self {
-            pool: build_pool(&self.url, config)?,
+            pool: build_pool(&self.url, config, self.checkpointer.is_some())?,
             url: self.url.clone(),
             sqlite_writer: self.sqlite_writer.clone(),
             group_commit: Arc::default(),
+            checkpointer: self.checkpointer.clone(),
         })
     }
 
@@ -106,6 +119,12 @@ impl Store {
     /// Whether the store is on PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         self.url.is_postgres()
+    }
+
+    /// Log pages the background checkpoint thread has copied into the database file so far;
+    /// `None` when the store runs none (Postgres, or not asked for).
+    pub fn pages_checkpointed(&self) -> Option<u64> {
+        self.checkpointer.as_ref().map(|c| c.pages_copied())
     }
 
     /// Connections open and connections idle in the pool.
@@ -153,11 +172,18 @@ impl Store {
     }
 }
 
-fn build_pool(url: &DatabaseUrl, config: &PoolConfig) -> Result<Pool, StorageError> {
+/// `background_checkpoints`: a thread of the store copies SQLite's log, so that the pool's
+/// connections checkpoint by themselves only past the backstop.
+fn build_pool(
+    url: &DatabaseUrl,
+    config: &PoolConfig,
+    background_checkpoints: bool,
+) -> Result<Pool, StorageError> {
+    let autocheckpoint = background_checkpoints.then_some(crate::checkpoint::BACKSTOP_PAGES);
     Ok(r2d2::Pool::builder()
         .max_size(config.max_size.max(1))
         .min_idle(Some(config.min_idle.min(config.max_size.max(1))))
         .connection_timeout(config.connection_timeout)
         .test_on_check_out(config.check == ConnectionCheck::OnCheckout)
-        .build(Manager::new(url.clone(), config.check))?)
+        .build(Manager::new(url.clone(), config.check).sqlite_autocheckpoint(autocheckpoint))?)
 }

@@ -2,6 +2,7 @@
 //! area, each running its cases through `storage::backend_tests!`, the conformance suite every
 //! backend passes.
 
+mod checkpoint;
 mod claim;
 mod due;
 mod group_commit;

@@ -121,8 +121,10 @@ impl Store {
         self.url.is_postgres()
     }
 
-    /// Log pages the background checkpoint thread has copied into the database file so far;
-    /// `None` when the store runs none (Postgres, or not asked for).
+    /// Log pages the background checkpoint thread has copied into the database file so far,
+    /// added up from the pragma's successive answers (a log restarted and regrown past its
+    /// former length between two of them is under-counted); `None` when the store runs no
+    /// such thread (Postgres, or not asked for).
     pub fn pages_checkpointed(&self) -> Option<u64> {
         self.checkpointer.as_ref().map(|c| c.pages_copied())
     }

@@ -18,7 +18,7 @@ use crate::connection::{DatabaseUrl, DbConnection};
 use crate::error::StorageError;
 use diesel::prelude::*;
 use diesel::sql_types::Integer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -45,14 +45,14 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread on its own connection to `url` (an SQLite file).
-    pub(crate) fn start(url: DatabaseUrl) -> std::io::Result<Checkpointer> {
+    /// Starts the thread on its own connection to the SQLite file at `path`.
+    pub(crate) fn start(path: PathBuf) -> std::io::Result<Checkpointer> {
         let (stop, stopped) = mpsc::channel();
         let copied = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&copied);
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || run(&url, &stopped, &counter))?;
+            .spawn(move || run(path, &stopped, &counter))?;
         Ok(Checkpointer {
             stop: Some(stop),
             thread: Some(thread),
@@ -108,20 +108,16 @@ fn checkpoint(
 /// The log file's length and modification time: unchanged since a checkpoint that copied the
 /// whole log means nothing was committed since, which a `stat` tells far more cheaply than the
 /// pragma (an idle server's cost is measured, and a pragma four times a second showed in it).
-fn log_stamp(log: &Option<PathBuf>) -> Option<(u64, SystemTime)> {
-    let meta = std::fs::metadata(log.as_ref()?).ok()?;
+fn log_stamp(log: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(log).ok()?;
     Some((meta.len(), meta.modified().ok()?))
 }
 
-fn run(url: &DatabaseUrl, stopped: &mpsc::Receiver<()>, copied: &AtomicU64) {
-    let log_file = match url {
-        DatabaseUrl::Sqlite(path) => {
-            let mut name = path.clone().into_os_string();
-            name.push("-wal");
-            Some(PathBuf::from(name))
-        }
-        DatabaseUrl::Postgres(_) => None,
-    };
+fn run(path: PathBuf, stopped: &mpsc::Receiver<()>, copied: &AtomicU64) {
+    let mut log_file = path.clone().into_os_string();
+    log_file.push("-wal");
+    let log_file = PathBuf::from(log_file);
+    let url = DatabaseUrl::Sqlite(path);
     let mut conn = None;
     let mut every = BUSY_EVERY;
     let mut last: Option<Progress> = None;
@@ -138,7 +134,7 @@ fn run(url: &DatabaseUrl, stopped: &mpsc::Receiver<()>, copied: &AtomicU64) {
             every = (every * 2).min(IDLE_EVERY);
             continue;
         }
-        match checkpoint(&mut conn, url) {
+        match checkpoint(&mut conn, &url) {
             Ok(p) => {
                 failing = false;
                 // Pages copied this time: all of a log that was restarted since the last

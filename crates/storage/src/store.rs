@@ -63,12 +63,13 @@ impl Store {
         // Try one connection first so the caller sees the driver's own message, not a timeout.
         drop(url.connect()?);
         let sqlite_writer = (!url.is_postgres()).then(|| Arc::new(Mutex::new(())));
-        let checkpointer = if config.background_checkpoints && !url.is_postgres() {
-            let thread = crate::checkpoint::Checkpointer::start(url.clone())
-                .map_err(|e| StorageError::Unavailable(format!("no checkpoint thread: {e}")))?;
-            Some(Arc::new(thread))
-        } else {
-            None
+        let checkpointer = match &url {
+            DatabaseUrl::Sqlite(path) if config.background_checkpoints => {
+                let thread = crate::checkpoint::Checkpointer::start(path.clone())
+                    .map_err(|e| StorageError::Unavailable(format!("no checkpoint thread: {e}")))?;
+                Some(Arc::new(thread))
+            }
+            _ => None,
         };
         Ok(Self {
             pool: build_pool(&url, config, checkpointer.is_some())?,

@@ -203,6 +203,7 @@ mod tests {
             "batch_size",
             "writers",
             "read_ahead",
+            "backlog_sweeps",
             "panics",
             "parked_recent",
             "next_wake",

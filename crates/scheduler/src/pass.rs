@@ -29,6 +29,16 @@ const DECIDE_ATTEMPTS: u32 = 3;
 const UPCOMING_LOG_EVERY: Duration = Duration::from_secs(300);
 /// Most distinct due times logged one by one for a batch; more are logged as one range.
 const DUE_TIMES_LOGGED: usize = 3;
+/// A backlog of at least this many batches (and dense enough) is swept in id order
+/// ([`ClaimScope::DueAfterId`]); a smaller one is taken in due order, whose extra pages
+/// written per order cost less than the sweep's counts and walk.
+const SWEEP_MIN_BATCHES: usize = 20;
+
+/// A mutex's value, even if a writer panicked while holding it (the panic itself is passed on
+/// to the pass's guard).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Failed decisions per order id, so that an order whose decision keeps failing is parked
 /// instead of blocking its batch forever.
@@ -128,49 +138,103 @@ impl Worker {
         if self.apply_read_ahead(&actor, &mut decide, &mut total, forced)? {
             return Ok(self.finish_pass(started, total));
         }
-        // Each batch starts at the last one's latest due time; rows skipped before it (held by
-        // another instance, or inserted meanwhile) are left to the next pass, which starts
-        // right away because they are due.
+        // Each batch starts where the last one ended (its latest due time, or in a sweep its
+        // greatest id); rows skipped before it (held by another instance, or inserted
+        // meanwhile) are left to the due-order claims after a sweep, or to the next pass, which
+        // starts right away because they are due.
         let mut scope = ClaimScope::Due;
+        let mut sweep_considered = false;
         loop {
-            let result = self
-                .shared
-                .own
-                .claim_and_apply(scope, batch_size, &actor, &mut decide)?;
-            if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
-                scope = ClaimScope::DueFrom(latest);
-            }
+            let result =
+                self.shared
+                    .own
+                    .claim_and_apply(scope.clone(), batch_size, &actor, &mut decide)?;
+            let full = result.claimed() >= batch_size;
             self.record_result(&result, &mut total, forced, false);
-            if result.claimed() < batch_size || self.interrupted() {
+            if self.interrupted() {
                 break;
             }
-            // A backlog: on Postgres the rest is claimed by several transactions at once.
-            if self.shared.writers > 1 {
-                self.claim_in_parallel(scope, &actor, &mut total, forced)?;
+            if !full {
+                if scope.is_sweep() {
+                    // The sweep reached the last id: the orders it passed over (smaller ids,
+                    // held elsewhere, due since) are taken in due order.
+                    scope = ClaimScope::Due;
+                    continue;
+                }
                 break;
+            }
+            // A full batch: a backlog. If it is large and dense, the rest is swept in id
+            // order, once per pass.
+            let next = match sweep_considered {
+                false => {
+                    sweep_considered = true;
+                    let min_due = SWEEP_MIN_BATCHES.saturating_mul(batch_size);
+                    // Only a choice of order: if the counts fail, the pass goes on in due
+                    // order, and a failing database shows in the next claim.
+                    match self.shared.own.backlog_worth_sweeping(min_due) {
+                        Ok(true) => ClaimScope::sweep_from(&result),
+                        Ok(false) => None,
+                        Err(e) => {
+                            log::warn!(
+                                "backlog size unknown, taking it in due order (instance {}): {}",
+                                self.shared.instance_id,
+                                one_line(&e.to_string())
+                            );
+                            None
+                        }
+                    }
+                }
+                true => None,
+            };
+            scope = match next {
+                Some(sweep) => {
+                    self.shared.lock().sweeps += 1;
+                    sweep
+                }
+                None => scope.after(&result),
+            };
+            // On Postgres the rest is claimed by several transactions at once.
+            if self.shared.writers > 1 {
+                let sweeping = scope.is_sweep();
+                if self.claim_in_parallel(scope, &actor, &mut total, forced)? || !sweeping {
+                    break;
+                }
+                scope = ClaimScope::Due;
             }
         }
         Ok(self.finish_pass(started, total))
     }
 
     /// Claims on the configured writers' threads ([`crate::SchedulerBuilder::pg_writers`])
-    /// until none finds a full batch (or a command interrupts the pass), each continuing from
-    /// its own last batch as the sequential loop does. Their claims take disjoint rows
-    /// (`FOR UPDATE SKIP LOCKED`).
+    /// until none finds a full batch (or a command interrupts the pass); true if interrupted.
+    /// Their claims take disjoint rows (`FOR UPDATE SKIP LOCKED`). In due order each writer
+    /// continues from its own last batch, as the sequential loop does; in a sweep they share
+    /// one cursor, the greatest id any of them took, so that none walks again the rows another
+    /// has just written.
     fn claim_in_parallel(
         &mut self,
         from: ClaimScope,
         actor: &str,
         total: &mut Grouper,
         forced: bool,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         let batch_size = self.shared.batch_size;
+        let cursor = Mutex::new(from.clone());
         self.in_parallel(total, forced, false, |store, decide, emit| {
-            let mut scope = from;
+            let mut scope = from.clone();
             loop {
-                let result = store.claim_and_apply(scope, batch_size, actor, &mut *decide)?;
-                if let Some(latest) = result.moderated.iter().map(|o| o.hour_start_utc).max() {
-                    scope = ClaimScope::DueFrom(latest);
+                if scope.is_sweep() {
+                    scope = lock(&cursor).clone();
+                }
+                let result =
+                    store.claim_and_apply(scope.clone(), batch_size, actor, &mut *decide)?;
+                scope = scope.after(&result);
+                if let (ClaimScope::DueAfterId(mine), ClaimScope::DueAfterId(furthest)) =
+                    (&scope, &mut *lock(&cursor))
+                {
+                    if mine > furthest {
+                        furthest.clone_from(mine);
+                    }
                 }
                 let full = result.claimed() >= batch_size;
                 if !emit(result) || !full {
@@ -178,7 +242,6 @@ impl Worker {
                 }
             }
         })
-        .map(|_| ())
     }
 
     /// Moderates the orders read ahead for an instant that is now due, a batch per
@@ -208,7 +271,7 @@ impl Worker {
         }
         if self.shared.writers > 1 && batches.len() > 1 {
             let queue = Mutex::new(batches.into_iter());
-            let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let next = || lock(&queue).next();
             return self.in_parallel(total, forced, true, |store, decide, emit| {
                 while let Some(batch) = next() {
                     if !emit(store.apply_prepared(batch, actor, &mut *decide)?) {

@@ -206,6 +206,9 @@ pub struct Status {
     /// Of `processed`, orders whose rows were read shortly before their due instant, so that
     /// at the instant only their decisions and write were left.
     pub read_ahead: u64,
+    /// Passes that found a large backlog and took it in id order (the order rows are stored
+    /// in) instead of due order, which writes far fewer pages per order.
+    pub backlog_sweeps: u64,
     /// Of `processed`, how many were approved.
     pub approved: u64,
     /// Of `processed`, how many were rejected.

@@ -57,6 +57,8 @@ pub(crate) struct State {
     pub(crate) processed: u64,
     /// Of `processed`, orders read ahead of their due instant.
     pub(crate) read_ahead: u64,
+    /// Passes that swept a backlog in id order.
+    pub(crate) sweeps: u64,
     pub(crate) approved: u64,
     pub(crate) rejected: u64,
     /// Passes that ended with a storage error.
@@ -184,6 +186,7 @@ impl Shared {
             writers: self.writers,
             processed: st.processed,
             read_ahead: st.read_ahead,
+            backlog_sweeps: st.sweeps,
             approved: st.approved,
             rejected: st.rejected,
             failed: st.failed,

@@ -592,13 +592,19 @@ fn orders_read_ahead_are_moderated_once_at_their_instant(db: &TestDb) {
 }
 
 /// A backlog (orders already due when the scheduler starts) is drained exactly once; on
-/// Postgres by as many transactions at once as configured, after the first full batch.
+/// Postgres by as many transactions at once as configured, after the first full batch. It is
+/// large (30 batches) and dense, so the pass sweeps it in id order, passing over the future
+/// orders created among it; due times do not follow creation order, as in a day-ahead book.
 fn a_backlog_is_drained_once(db: &TestDb) {
     let store = db.store();
     for (round, writers) in [1, 3].into_iter().enumerate() {
         let due = Utc::now() - ChronoDuration::seconds(10);
-        let batch: Vec<NewOrder> = (0..3_000)
-            .map(|i| new_order(due + ChronoDuration::milliseconds(i % 700)))
+        let future = Utc::now() + ChronoDuration::hours(1);
+        let batch: Vec<NewOrder> = (0..3_300)
+            .map(|i| match i % 11 {
+                10 => new_order(future + ChronoDuration::milliseconds(i)),
+                _ => new_order(due + ChronoDuration::milliseconds((i * 7_919) % 9_000)),
+            })
             .collect();
         store.insert_orders(&batch, "test").expect("bulk insert");
         let (observer, signals) = signals();
@@ -612,14 +618,49 @@ fn a_backlog_is_drained_once(db: &TestDb) {
         assert!(signals.wait_moderated_count(Duration::from_secs(30), 3_000));
         let status = sched.status();
         assert_eq!((status.processed, status.read_ahead), (3_000, 0));
+        assert_eq!(
+            status.backlog_sweeps, 1,
+            "the backlog was swept in id order"
+        );
         let expected = if store.is_postgres() { writers } else { 1 };
         assert_eq!(status.writers, expected);
-        let done = 3_000 * (round as i64 + 1);
+        let rounds = round as i64 + 1;
         assert_eq!(
             store.moderation_event_multiplicity().expect("mult"),
-            (0, done, 0)
+            (300 * rounds, 3_000 * rounds, 0),
+            "every due order once, no future one"
         );
     }
+}
+
+/// A backlog that is small beside the future book is taken in due order: a sweep would walk
+/// the whole book for it.
+fn a_sparse_backlog_is_taken_in_due_order(db: &TestDb) {
+    let store = db.store();
+    let due = Utc::now() - ChronoDuration::seconds(10);
+    let future = Utc::now() + ChronoDuration::hours(1);
+    // 1,100 due (22 batches of 50) among 20,000 future: fewer than one in sixteen.
+    let book: Vec<NewOrder> = (0..21_100)
+        .map(|i| match i % 19 {
+            0 if i / 19 < 1_100 => new_order(due + ChronoDuration::milliseconds(i % 900)),
+            _ => new_order(future + ChronoDuration::milliseconds(i)),
+        })
+        .collect();
+    store.insert_orders(&book, "test").expect("bulk insert");
+    let (observer, signals) = signals();
+    let sched = Scheduler::builder(store.clone())
+        .batch_size(50)
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    assert!(signals.wait_moderated_count(Duration::from_secs(30), 1_100));
+    let status = sched.status();
+    assert_eq!((status.processed, status.backlog_sweeps), (1_100, 0));
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (20_000, 1_100, 0)
+    );
 }
 
 storage::backend_tests!(
@@ -635,4 +676,5 @@ storage::backend_tests!(
     panics_inside_a_pass_are_caught,
     orders_read_ahead_are_moderated_once_at_their_instant,
     a_backlog_is_drained_once,
+    a_sparse_backlog_is_taken_in_due_order,
 );

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Which pending orders a claim takes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimScope {
     /// Orders due by now (on Postgres "now" is the database's clock, shared by all instances).
     Due,
@@ -37,6 +37,14 @@ pub enum ClaimScope {
     /// Orders due at exactly this instant, whether or not it has passed (manual moderation of
     /// one hour).
     DueAt(DateTime<Utc>),
+    /// Orders due by now whose id sorts after the given one, taken in id order: a sweep
+    /// through a large backlog ([`Store::backlog_worth_sweeping`]). Ids grow with creation
+    /// (UUIDv7), and so does a row's place in the table and in the indexes keyed by id, while
+    /// a day-ahead book's due times have nothing to do with its creation order: a batch of such
+    /// a book taken in due order changes a page of the table and of each id-keyed index per
+    /// order, the same batch taken in id order changes neighbouring pages. Within a backlog,
+    /// whose orders are all late already, the order of moderation matters less than its pace.
+    DueAfterId(String),
 }
 
 /// What the caller's closure decided for one order, with the inputs worth auditing.
@@ -121,7 +129,7 @@ impl Store {
         let range = scope.range();
         self.write(|c| {
             let rows =
-                on_backend!(&mut *c, c => B::select_claimable(c, range, limit.max(1) as i64))?;
+                on_backend!(&mut *c, c => B::select_claimable(c, &range, limit.max(1) as i64))?;
             if rows.is_empty() {
                 return Ok(ClaimResult::default());
             }
@@ -244,8 +252,47 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl ClaimScope {
-    /// The due times this scope covers; `Due` and `DueFrom` end at "now" on the backend's
-    /// clock, read inside the claim's transaction.
+    /// Where the next claim of a pass continues after `result`, the outcome of a claim in this
+    /// scope: a due-order claim from the latest due time it took, a sweep from the greatest id
+    /// it took (moderated or parked). A claim that took nothing leaves the scope as it was.
+    pub fn after(self, result: &ClaimResult) -> ClaimScope {
+        match self {
+            ClaimScope::DueAfterId(after) => {
+                let taken = result
+                    .moderated
+                    .iter()
+                    .map(|o| o.id.as_str())
+                    .chain(result.parked.iter().map(|(id, _)| id.as_str()));
+                ClaimScope::DueAfterId(taken.max().map_or(after, str::to_string))
+            }
+            ClaimScope::DueAt(t) => ClaimScope::DueAt(t),
+            scope => match result.moderated.iter().map(|o| o.hour_start_utc).max() {
+                Some(latest) => ClaimScope::DueFrom(latest),
+                None => scope,
+            },
+        }
+    }
+
+    /// A sweep starting just after the smallest id `result` took: orders with smaller ids,
+    /// closed history for the most part, are not walked again (a due one among them is left
+    /// to the due-order claims that follow a sweep). `None` if it took nothing.
+    pub fn sweep_from(result: &ClaimResult) -> Option<ClaimScope> {
+        result
+            .moderated
+            .iter()
+            .map(|o| o.id.as_str())
+            .chain(result.parked.iter().map(|(id, _)| id.as_str()))
+            .min()
+            .map(|id| ClaimScope::DueAfterId(id.to_string()))
+    }
+
+    /// True for a sweep in id order ([`ClaimScope::DueAfterId`]).
+    pub fn is_sweep(&self) -> bool {
+        matches!(self, ClaimScope::DueAfterId(_))
+    }
+
+    /// The due times (and, for a sweep, the ids) this scope covers; all but `DueAt` end at
+    /// "now" on the backend's clock, read inside the claim's transaction.
     fn range(self) -> DueRange {
         // Before any due time an order can have (validation keeps them in 2000–2099).
         let origin = DateTime::UNIX_EPOCH.naive_utc();
@@ -253,18 +300,56 @@ impl ClaimScope {
             ClaimScope::Due => DueRange {
                 from: origin,
                 until: None,
+                after_id: None,
             },
             ClaimScope::DueFrom(from) => DueRange {
                 from: from.naive_utc(),
                 until: None,
+                after_id: None,
             },
             ClaimScope::DueAt(t) => DueRange {
                 from: t.naive_utc(),
                 until: Some(t.naive_utc()),
+                after_id: None,
+            },
+            ClaimScope::DueAfterId(id) => DueRange {
+                from: origin,
+                until: None,
+                after_id: Some(id),
             },
         }
     }
 }
+
+impl Store {
+    /// Whether a pass should sweep the due orders in id order ([`ClaimScope::DueAfterId`])
+    /// rather than take them in due order: at least `min_due` orders are due, and they are at
+    /// least 1/[`SWEEP_DENSITY`] of all claimable orders, because a sweep walks every pending
+    /// order from where it starts, due or not. Both counts are bounded queries on the
+    /// claimable index, cheap beside the backlog they are asked about.
+    pub fn backlog_worth_sweeping(&self, min_due: usize) -> Result<bool, StorageError> {
+        let mut c = self.checkout()?;
+        let due = on_backend!(&mut *c, c => B::count_claimable(c, true, SWEEP_COUNT_CAP))?;
+        if due < min_due as i64 {
+            return Ok(false);
+        }
+        if due >= SWEEP_COUNT_CAP {
+            return Ok(true);
+        }
+        let cap = due.saturating_mul(SWEEP_DENSITY).saturating_add(1);
+        let all = on_backend!(&mut *c, c => B::count_claimable(c, false, cap))?;
+        Ok(all < cap)
+    }
+}
+
+/// A sweep is chosen only if the due orders are at least this fraction (1/n) of all claimable
+/// ones: a sweep walks the pending orders in id order, due or not, at a fraction of a due-order
+/// claim's cost per order, so it pays off well before the due orders are the majority.
+pub const SWEEP_DENSITY: i64 = 16;
+
+/// Due orders counted at most when choosing a sweep: past this the backlog is worth a sweep
+/// however large the future book, and counting further would only cost time.
+const SWEEP_COUNT_CAP: i64 = 1 << 22;
 
 /// The orders of a decided batch that the backend reports as written (`done`), with their
 /// decisions applied to the in-memory copies exactly as they were written.

@@ -49,8 +49,15 @@ pub const ORDER_COLUMNS: OrderColumns = (
     orders::reject_reason,
 );
 
+/// [`OrderColumns`] as SQL, for the queries written by hand (a sweep's claim on SQLite); read
+/// back by name into [`OrderRow`].
+pub const ORDER_COLUMN_NAMES: &str = "id, created_at, market, location_type, location, \
+     hour_start_utc, side, qty_milli_mwh, limit_price_cents, status, approved_at, \
+     approval_rt_interval_start_utc, approval_rt_lmp_cents, approval_rt_source, reject_reason";
+
 /// An order row exactly as stored; text columns are decoded by [`OrderRow::decode`].
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, QueryableByName)]
+#[diesel(table_name = orders)]
 pub struct OrderRow {
     pub id: String,
     pub created_at: NaiveDateTime,

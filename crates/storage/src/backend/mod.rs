@@ -17,13 +17,23 @@ use ::orders::Order;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::time::Duration;
 
-/// The due times a claim may take: from `from` to `until`, both inclusive.
-#[derive(Debug, Clone, Copy)]
+/// The due times a claim may take: from `from` to `until`, both inclusive; with `after_id`,
+/// only orders whose id sorts after it, taken in id order instead of due order (a sweep).
+#[derive(Debug, Clone)]
 pub(crate) struct DueRange {
     /// Earliest due time taken.
     pub from: NaiveDateTime,
     /// Latest due time taken; `None` is "now" on the backend's clock.
     pub until: Option<NaiveDateTime>,
+    /// For a sweep, the id the claim starts after ([`crate::ClaimScope::DueAfterId`]).
+    pub after_id: Option<String>,
+}
+
+/// One `count(*) AS n`, read by [`Backend::count_claimable`].
+#[derive(diesel::QueryableByName)]
+pub(crate) struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
 }
 
 /// What a decided batch's write must check of each row besides its being PENDING.
@@ -57,12 +67,17 @@ pub(crate) trait Backend {
     /// response built from several queries is consistent.
     fn begin_read(conn: &mut Self::Conn) -> Result<(), StorageError>;
 
-    /// Up to `limit` claimable rows due in `range`, soonest first, held for this transaction.
+    /// Up to `limit` claimable rows due in `range`, soonest first (a sweep: smallest id
+    /// first), held for this transaction.
     fn select_claimable(
         conn: &mut Self::Conn,
-        range: DueRange,
+        range: &DueRange,
         limit: i64,
     ) -> Result<Vec<OrderRow>, StorageError>;
+
+    /// Claimable rows (only those due by now on the backend's clock, if `due`), counted up to
+    /// `cap`.
+    fn count_claimable(conn: &mut Self::Conn, due: bool, cap: i64) -> Result<i64, StorageError>;
 
     /// Writes a decided batch (conditionally on each row still being PENDING, and on what
     /// `guard` adds) and its events; returns the orders actually moderated, as they are now.

@@ -63,12 +63,15 @@ impl Backend for Pg {
         )?)
     }
 
+    /// A sweep walks the primary key from its last id; the planner takes that index for it
+    /// when many rows are due (a sweep is chosen only then), as `ORDER BY id LIMIT n` finds its
+    /// rows at the front of it.
     fn select_claimable(
         conn: &mut PgConnection,
-        range: DueRange,
+        range: &DueRange,
         limit: i64,
     ) -> Result<Vec<OrderRow>, StorageError> {
-        Ok(orders::table
+        let due = orders::table
             .select(ORDER_COLUMNS)
             .filter(diesel::dsl::sql::<Bool>(claimable_sql()))
             .filter(orders::hour_start_utc.ge(range.from))
@@ -78,12 +81,37 @@ impl Backend for Pg {
                 diesel::dsl::sql::<Bool>("hour_start_utc <= COALESCE(")
                     .bind::<Nullable<Timestamp>, _>(range.until)
                     .sql(", LOCALTIMESTAMP)"),
-            )
-            .order(orders::hour_start_utc.asc())
-            .limit(limit)
-            .for_update()
-            .skip_locked()
-            .load(conn)?)
+            );
+        Ok(match &range.after_id {
+            Some(after) => due
+                .filter(orders::id.gt(after))
+                .order(orders::id.asc())
+                .limit(limit)
+                .for_update()
+                .skip_locked()
+                .load(conn)?,
+            None => due
+                .order(orders::hour_start_utc.asc())
+                .limit(limit)
+                .for_update()
+                .skip_locked()
+                .load(conn)?,
+        })
+    }
+
+    fn count_claimable(conn: &mut PgConnection, due: bool, cap: i64) -> Result<i64, StorageError> {
+        let until = if due {
+            "AND hour_start_utc <= LOCALTIMESTAMP"
+        } else {
+            ""
+        };
+        Ok(diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM orders WHERE {} {until} LIMIT $1) AS c",
+            claimable_sql()
+        ))
+        .bind::<BigInt, _>(cap)
+        .get_result::<super::Count>(conn)?
+        .n)
     }
 
     /// One set-based UPDATE over `unnest`ed arrays that also inserts the events, so a batch

@@ -6,7 +6,7 @@
 use super::{claimable_sql, Backend, DueRange, Guard};
 use crate::claim::{settled, Decided};
 use crate::error::StorageError;
-use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
+use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS, ORDER_COLUMN_NAMES};
 use crate::schema::orders;
 use ::orders::{Order, OrderStatus};
 use chrono::format::{Item, StrftimeItems};
@@ -66,12 +66,27 @@ impl Backend for Sqlite {
         )?)
     }
 
+    /// A sweep is forced onto the primary key's index: the planner would otherwise take the
+    /// claimable index for its due-time range and sort the whole backlog by id for each batch.
     fn select_claimable(
         conn: &mut SqliteConnection,
-        range: DueRange,
+        range: &DueRange,
         limit: i64,
     ) -> Result<Vec<OrderRow>, StorageError> {
         let until = range.until.unwrap_or_else(|| Utc::now().naive_utc());
+        if let Some(after) = &range.after_id {
+            return Ok(diesel::sql_query(format!(
+                "SELECT {ORDER_COLUMN_NAMES} FROM orders INDEXED BY sqlite_autoindex_orders_1 \
+                 WHERE id > ?1 AND {} AND hour_start_utc >= ?2 AND hour_start_utc <= ?3 \
+                 ORDER BY id LIMIT ?4",
+                claimable_sql()
+            ))
+            .bind::<Text, _>(after)
+            .bind::<Timestamp, _>(range.from)
+            .bind::<Timestamp, _>(until)
+            .bind::<BigInt, _>(limit)
+            .load(conn)?);
+        }
         Ok(orders::table
             .select(ORDER_COLUMNS)
             .filter(diesel::dsl::sql::<Bool>(claimable_sql()))
@@ -80,6 +95,31 @@ impl Backend for Sqlite {
             .order(orders::hour_start_utc.asc())
             .limit(limit)
             .load(conn)?)
+    }
+
+    fn count_claimable(
+        conn: &mut SqliteConnection,
+        due: bool,
+        cap: i64,
+    ) -> Result<i64, StorageError> {
+        // A statement must use every parameter bound to it: the clock is bound only when due.
+        let sql = |until: &str| {
+            format!(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM orders WHERE {}{until} LIMIT ?1)",
+                claimable_sql()
+            )
+        };
+        let count = if due {
+            diesel::sql_query(sql(" AND hour_start_utc <= ?2"))
+                .bind::<BigInt, _>(cap)
+                .bind::<Timestamp, _>(Utc::now().naive_utc())
+                .get_result::<super::Count>(conn)?
+        } else {
+            diesel::sql_query(sql(""))
+                .bind::<BigInt, _>(cap)
+                .get_result::<super::Count>(conn)?
+        };
+        Ok(count.n)
     }
 
     /// The batch travels as one JSON array, read back with `json_each`: one UPDATE joined on it

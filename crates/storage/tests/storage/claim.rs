@@ -404,7 +404,124 @@ fn orders_read_ahead_are_written_only_if_still_claimable(db: &TestDb) {
     );
 }
 
+/// A sweep takes due orders in id order after its cursor, passes over future ones, and
+/// continues where its last batch ended; the backlog check counts due against claimable.
+fn a_sweep_takes_due_orders_in_id_order(db: &TestDb) {
+    let store = db.store();
+    let now = Utc::now();
+    let mut due_ids = Vec::new();
+    let mut future_ids = Vec::new();
+    // Due times run backwards against creation, and future orders sit among the due ones.
+    for i in 0..9i64 {
+        let (due, list) = match i % 3 {
+            2 => (now + Duration::hours(1), &mut future_ids),
+            _ => (now - Duration::seconds(10 + i), &mut due_ids),
+        };
+        let id = store
+            .insert_order(&order_due(due, "SELL", "L"), None, "api")
+            .expect("insert")
+            .order
+            .id;
+        list.push(id);
+    }
+    due_ids.sort();
+    assert!(store.backlog_worth_sweeping(6).expect("count"));
+    assert!(
+        !store.backlog_worth_sweeping(7).expect("count"),
+        "fewer due than asked for"
+    );
+    let start = ClaimScope::DueAfterId(due_ids[0].clone());
+    let first = store
+        .claim_and_apply(start.clone(), 3, "t", approve_all(4000))
+        .expect("claim");
+    let taken: Vec<String> = first.moderated.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(
+        taken,
+        due_ids[1..4],
+        "the smallest ids after the cursor, in order"
+    );
+    let next = start.after(&first);
+    assert_eq!(next, ClaimScope::DueAfterId(due_ids[3].clone()));
+    let second = store
+        .claim_and_apply(next.clone(), 3, "t", approve_all(4000))
+        .expect("claim");
+    let taken: Vec<String> = second.moderated.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(taken, due_ids[4..], "the rest, future orders passed over");
+    assert_eq!(
+        next.clone().after(&second),
+        ClaimScope::DueAfterId(due_ids[5].clone())
+    );
+    let end = store
+        .claim_and_apply(
+            ClaimScope::DueAfterId(due_ids[5].clone()),
+            3,
+            "t",
+            approve_all(4000),
+        )
+        .expect("claim");
+    assert_eq!(end.claimed(), 0);
+    assert_eq!(
+        ClaimScope::DueAfterId("x".into()).after(&end),
+        ClaimScope::DueAfterId("x".into()),
+        "an empty claim leaves the cursor"
+    );
+    // The first due order, at the cursor, is left to a due-order claim.
+    let rest = store
+        .claim_and_apply(ClaimScope::Due, 10, "t", approve_all(4000))
+        .expect("claim");
+    let taken: Vec<String> = rest.moderated.iter().map(|o| o.id.clone()).collect();
+    assert_eq!(taken, due_ids[..1]);
+    for id in &future_ids {
+        assert_eq!(
+            store.get_order(id).expect("get").status,
+            OrderStatus::Pending
+        );
+    }
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (3, 6, 0)
+    );
+    // Nothing due now; a due backlog worth sweeping must also be dense.
+    assert!(!store.backlog_worth_sweeping(1).expect("count"));
+    store
+        .insert_order(
+            &order_due(now - Duration::seconds(1), "BUY", "L"),
+            None,
+            "api",
+        )
+        .expect("insert");
+    assert!(
+        store.backlog_worth_sweeping(1).expect("count"),
+        "1 due of 4"
+    );
+    for _ in 0..12 {
+        store
+            .insert_order(
+                &order_due(now + Duration::hours(2), "BUY", "L"),
+                None,
+                "api",
+            )
+            .expect("insert");
+    }
+    assert!(
+        store.backlog_worth_sweeping(1).expect("count"),
+        "1 due of 16"
+    );
+    store
+        .insert_order(
+            &order_due(now + Duration::hours(2), "BUY", "L"),
+            None,
+            "api",
+        )
+        .expect("insert");
+    assert!(
+        !store.backlog_worth_sweeping(1).expect("count"),
+        "1 due of 17: a sweep would walk the future book"
+    );
+}
+
 storage::backend_tests!(
+    a_sweep_takes_due_orders_in_id_order,
     claim_moderates_only_due_orders_once,
     claim_at_a_due_time_takes_only_that_instant,
     claim_rolled_back_on_error_or_panic,

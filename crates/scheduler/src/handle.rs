@@ -273,8 +273,9 @@ impl Scheduler {
     }
 
     /// The current status, from memory but for the counts of due and parked orders, which
-    /// are read through the claimable index at most once a second and shared between callers
-    /// (see `counts_computed_at`); they are `None` when the database cannot be reached.
+    /// are read through the claimable index at most once a second (counts slow to read are
+    /// kept longer, up to 15 s) and shared between callers (see `counts_computed_at`); they
+    /// are `None` when the database cannot be reached.
     pub fn status(&self) -> Status {
         self.shared.status(self.thread_alive())
     }

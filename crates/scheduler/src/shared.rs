@@ -8,7 +8,9 @@
 //! embedder's pool (`store`), so no number of status calls can take a connection the worker
 //! needs. The counts a status shows are read at most once a second ([`COUNTS_MAX_AGE`]), by
 //! one caller at a time, and shared: a storm of status calls costs the database one bounded
-//! query a second, and never runs on the worker thread.
+//! query a second, and never runs on the worker thread. Counting a backlog costs in proportion
+//! to it (a million due orders take Postgres a parallel scan), so counts that took long to read
+//! are kept longer, in proportion ([`COUNTS_COST_SHARE`]), up to [`COUNTS_MAX_AGE_SLOW`].
 
 use crate::report::{ParkedOrder, Status};
 use crate::stats::LatenessWindow;
@@ -22,9 +24,21 @@ use storage::{DueCounts, StorageError, Store};
 
 /// How old the counts in a status may be.
 pub(crate) const COUNTS_MAX_AGE: Duration = Duration::from_secs(1);
+/// Counts that took `t` to read are kept for `t` times this at least: reading them then takes
+/// at most a fiftieth of one connection's time, however often the status is polled, and a
+/// dashboard polling during a catch-up does not take a core from the scheduler.
+const COUNTS_COST_SHARE: u32 = 50;
+/// Longest any counts are kept, however slow they were to read.
+const COUNTS_MAX_AGE_SLOW: Duration = Duration::from_secs(15);
 
 /// Most recently parked orders listed in the status.
 const PARKED_RECENT: usize = 20;
+
+/// How long counts that took `took` to read are kept.
+fn counts_max_age(took: Duration) -> Duration {
+    took.saturating_mul(COUNTS_COST_SHARE)
+        .clamp(COUNTS_MAX_AGE, COUNTS_MAX_AGE_SLOW)
+}
 
 /// Configuration fixed at spawn, plus the mutable [`State`].
 pub(crate) struct Shared {
@@ -82,6 +96,8 @@ pub(crate) struct State {
 #[derive(Clone)]
 struct Counts {
     read_at: Instant,
+    /// How long they are kept: [`COUNTS_MAX_AGE`], or more if they were slow to read.
+    max_age: Duration,
     at: DateTime<Utc>,
     result: Result<(DueCounts, i64), String>,
 }
@@ -135,8 +151,9 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts no older than [`COUNTS_MAX_AGE`]: read by this caller if they are stale and no
-    /// other caller is reading them, else the cached ones (which may then be slightly older).
+    /// Counts no older than [`COUNTS_MAX_AGE`] (longer if they were slow to read): read by this
+    /// caller if they are stale and no other caller is reading them, else the cached ones
+    /// (which may then be slightly older).
     fn counts(&self) -> Option<Counts> {
         let cached = self
             .counts
@@ -145,18 +162,21 @@ impl Shared {
             .clone();
         let fresh = cached
             .as_ref()
-            .is_some_and(|c| c.read_at.elapsed() < COUNTS_MAX_AGE);
+            .is_some_and(|c| c.read_at.elapsed() < c.max_age);
         if fresh || (cached.is_some() && self.refreshing.swap(true, Ordering::AcqRel)) {
             return cached;
         }
         let at = Utc::now();
+        let started = Instant::now();
         let result = self
             .store
             .due_counts(at, chrono::Duration::minutes(10))
             .and_then(|due| Ok((due, self.store.parked_count()?)))
             .map_err(|e: StorageError| one_line(&e.to_string()));
+        let read_at = Instant::now();
         let counts = Counts {
-            read_at: Instant::now(),
+            read_at,
+            max_age: counts_max_age(read_at - started),
             at,
             result,
         };
@@ -215,4 +235,21 @@ impl Shared {
 /// Folds a message onto one line: drivers' messages (libpq's) span several.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_counts_are_kept_in_proportion_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            counts_max_age(ms(2)),
+            COUNTS_MAX_AGE,
+            "fast counts: once a second"
+        );
+        assert_eq!(counts_max_age(ms(100)), ms(5_000));
+        assert_eq!(counts_max_age(ms(4_000)), COUNTS_MAX_AGE_SLOW);
+    }
 }

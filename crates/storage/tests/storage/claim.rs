@@ -483,37 +483,24 @@ fn a_sweep_takes_due_orders_in_id_order(db: &TestDb) {
     );
     // Nothing due now; a due backlog worth sweeping must also be dense.
     assert!(!store.backlog_worth_sweeping(1).expect("count"));
-    store
-        .insert_order(
-            &order_due(now - Duration::seconds(1), "BUY", "L"),
-            None,
-            "api",
-        )
-        .expect("insert");
+    let add = |due, n| {
+        for _ in 0..n {
+            store
+                .insert_order(&order_due(due, "BUY", "L"), None, "api")
+                .expect("insert");
+        }
+    };
+    add(now - Duration::seconds(1), 1);
     assert!(
         store.backlog_worth_sweeping(1).expect("count"),
         "1 due of 4"
     );
-    for _ in 0..12 {
-        store
-            .insert_order(
-                &order_due(now + Duration::hours(2), "BUY", "L"),
-                None,
-                "api",
-            )
-            .expect("insert");
-    }
+    add(now + Duration::hours(2), 12);
     assert!(
         store.backlog_worth_sweeping(1).expect("count"),
         "1 due of 16"
     );
-    store
-        .insert_order(
-            &order_due(now + Duration::hours(2), "BUY", "L"),
-            None,
-            "api",
-        )
-        .expect("insert");
+    add(now + Duration::hours(2), 1);
     assert!(
         !store.backlog_worth_sweeping(1).expect("count"),
         "1 due of 17: a sweep would walk the future book"

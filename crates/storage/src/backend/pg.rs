@@ -63,9 +63,8 @@ impl Backend for Pg {
         )?)
     }
 
-    /// A sweep walks the primary key from its last id; the planner takes that index for it
-    /// when many rows are due (a sweep is chosen only then), as `ORDER BY id LIMIT n` finds its
-    /// rows at the front of it.
+    /// A sweep walks the primary key from its last id (`ORDER BY id LIMIT n` finds its rows at
+    /// the front of it).
     fn select_claimable(
         conn: &mut PgConnection,
         range: &DueRange,
@@ -83,13 +82,23 @@ impl Backend for Pg {
                     .sql(", LOCALTIMESTAMP)"),
             );
         Ok(match &range.after_id {
-            Some(after) => due
-                .filter(orders::id.gt(after))
-                .order(orders::id.asc())
-                .limit(limit)
-                .for_update()
-                .skip_locked()
-                .load(conn)?,
+            Some(after) => {
+                // Without statistics (a table just filled, not yet analysed) the planner
+                // expects one due row, takes the claimable index and sorts the whole backlog
+                // by id for every batch. A sweep exists to walk the primary key in order, so
+                // sorting is ruled out for this statement only (`SET LOCAL` would otherwise
+                // last until the transaction's end).
+                conn.batch_execute("SET LOCAL enable_sort = off")?;
+                let rows = due
+                    .filter(orders::id.gt(after))
+                    .order(orders::id.asc())
+                    .limit(limit)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)?;
+                conn.batch_execute("SET LOCAL enable_sort TO DEFAULT")?;
+                rows
+            }
             None => due
                 .order(orders::hour_start_utc.asc())
                 .limit(limit)

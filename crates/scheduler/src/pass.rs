@@ -165,26 +165,25 @@ impl Worker {
             }
             // A full batch: a backlog. If it is large and dense, the rest is swept in id
             // order, once per pass.
-            let next = match sweep_considered {
-                false => {
-                    sweep_considered = true;
-                    let min_due = SWEEP_MIN_BATCHES.saturating_mul(batch_size);
-                    // Only a choice of order: if the counts fail, the pass goes on in due
-                    // order, and a failing database shows in the next claim.
-                    match self.shared.own.backlog_worth_sweeping(min_due) {
-                        Ok(true) => ClaimScope::sweep_from(&result),
-                        Ok(false) => None,
-                        Err(e) => {
-                            log::warn!(
-                                "backlog size unknown, taking it in due order (instance {}): {}",
-                                self.shared.instance_id,
-                                one_line(&e.to_string())
-                            );
-                            None
-                        }
+            let next = if sweep_considered {
+                None
+            } else {
+                sweep_considered = true;
+                let min_due = SWEEP_MIN_BATCHES.saturating_mul(batch_size);
+                // Only a choice of order: if the counts fail, the pass goes on in due order,
+                // and a failing database shows in the next claim.
+                match self.shared.own.backlog_worth_sweeping(min_due) {
+                    Ok(true) => ClaimScope::sweep_from(&result),
+                    Ok(false) => None,
+                    Err(e) => {
+                        log::warn!(
+                            "backlog size unknown, taking it in due order (instance {}): {}",
+                            self.shared.instance_id,
+                            one_line(&e.to_string())
+                        );
+                        None
                     }
                 }
-                true => None,
             };
             scope = match next {
                 Some(sweep) => {

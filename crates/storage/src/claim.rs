@@ -107,6 +107,14 @@ impl ClaimResult {
     pub fn claimed(&self) -> usize {
         self.moderated.len() + self.parked.len()
     }
+
+    /// Ids of the rows taken by the claim, moderated or parked: where a sweep continues.
+    fn taken_ids(&self) -> impl Iterator<Item = &str> {
+        self.moderated
+            .iter()
+            .map(|o| o.id.as_str())
+            .chain(self.parked.iter().map(|(id, _)| id.as_str()))
+    }
 }
 
 impl Store {
@@ -258,12 +266,7 @@ impl ClaimScope {
     pub fn after(self, result: &ClaimResult) -> ClaimScope {
         match self {
             ClaimScope::DueAfterId(after) => {
-                let taken = result
-                    .moderated
-                    .iter()
-                    .map(|o| o.id.as_str())
-                    .chain(result.parked.iter().map(|(id, _)| id.as_str()));
-                ClaimScope::DueAfterId(taken.max().map_or(after, str::to_string))
+                ClaimScope::DueAfterId(result.taken_ids().max().map_or(after, str::to_string))
             }
             ClaimScope::DueAt(t) => ClaimScope::DueAt(t),
             scope => match result.moderated.iter().map(|o| o.hour_start_utc).max() {
@@ -278,10 +281,7 @@ impl ClaimScope {
     /// to the due-order claims that follow a sweep). `None` if it took nothing.
     pub fn sweep_from(result: &ClaimResult) -> Option<ClaimScope> {
         result
-            .moderated
-            .iter()
-            .map(|o| o.id.as_str())
-            .chain(result.parked.iter().map(|(id, _)| id.as_str()))
+            .taken_ids()
             .min()
             .map(|id| ClaimScope::DueAfterId(id.to_string()))
     }

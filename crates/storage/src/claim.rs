@@ -351,16 +351,17 @@ pub const SWEEP_DENSITY: i64 = 16;
 /// however large the future book, and counting further would only cost time.
 const SWEEP_COUNT_CAP: i64 = 1 << 22;
 
-/// The orders of a decided batch that the backend reports as written (`done`), with their
-/// decisions applied to the in-memory copies exactly as they were written.
+/// The orders of a decided batch that the backend reports as written (`done`; `None` when
+/// it wrote every one), with their decisions applied to the in-memory copies exactly as they
+/// were written.
 pub(crate) fn settled(
     decided: Vec<(Order, Decided)>,
-    done: &HashSet<String>,
+    done: Option<&HashSet<String>>,
     at: DateTime<Utc>,
 ) -> Vec<Order> {
     decided
         .into_iter()
-        .filter(|(o, _)| done.contains(&o.id))
+        .filter(|(o, _)| done.is_none_or(|d| d.contains(&o.id)))
         .map(|(mut order, d)| {
             order.status = d.decision.status();
             order.approved_at = Some(at);

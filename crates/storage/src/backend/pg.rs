@@ -200,7 +200,7 @@ impl Backend for Pg {
         .bind::<Text, _>(actor)
         .load(conn)?;
         let done: HashSet<String> = updated.into_iter().map(|u| u.order_id).collect();
-        Ok(settled(decided, &done, at))
+        Ok(settled(decided, Some(&done), at))
     }
 
     /// One statement over `unnest`ed arrays, as [`Pg::apply_batch`] writes a decided batch: a

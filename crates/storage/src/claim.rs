@@ -351,17 +351,34 @@ pub const SWEEP_DENSITY: i64 = 16;
 /// however large the future book, and counting further would only cost time.
 const SWEEP_COUNT_CAP: i64 = 1 << 22;
 
-/// The orders of a decided batch that the backend reports as written (`done`; `None` when
-/// it wrote every one), with their decisions applied to the in-memory copies exactly as they
-/// were written.
+/// Which orders of a decided batch a backend wrote: an order read ahead may have changed
+/// since, and its conditional write then leaves it alone.
+pub(crate) enum Written {
+    /// Every one (the count of changed rows was the batch's size).
+    All,
+    /// The orders with these ids only.
+    Only(HashSet<String>),
+}
+
+impl Written {
+    pub(crate) fn includes(&self, id: &str) -> bool {
+        match self {
+            Written::All => true,
+            Written::Only(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// The orders of a decided batch that the backend wrote, with their decisions applied to the
+/// in-memory copies exactly as they were written.
 pub(crate) fn settled(
     decided: Vec<(Order, Decided)>,
-    done: Option<&HashSet<String>>,
+    written: &Written,
     at: DateTime<Utc>,
 ) -> Vec<Order> {
     decided
         .into_iter()
-        .filter(|(o, _)| done.is_none_or(|d| d.contains(&o.id)))
+        .filter(|(o, _)| written.includes(&o.id))
         .map(|(mut order, d)| {
             order.status = d.decision.status();
             order.approved_at = Some(at);

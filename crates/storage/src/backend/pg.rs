@@ -4,7 +4,7 @@
 //! announced on the `order_scheduler_due` channel by a trigger (see the migrations).
 
 use super::{claimable_sql, Backend, DueRange, Guard};
-use crate::claim::{settled, Decided};
+use crate::claim::{settled, Decided, Written};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS};
 use crate::schema::orders;
@@ -15,7 +15,6 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamp};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::collections::HashSet;
 use std::time::Duration;
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -199,8 +198,8 @@ impl Backend for Pg {
         .bind::<Timestamp, _>(at.naive_utc())
         .bind::<Text, _>(actor)
         .load(conn)?;
-        let done: HashSet<String> = updated.into_iter().map(|u| u.order_id).collect();
-        Ok(settled(decided, Some(&done), at))
+        let written = Written::Only(updated.into_iter().map(|u| u.order_id).collect());
+        Ok(settled(decided, &written, at))
     }
 
     /// One statement over `unnest`ed arrays, as [`Pg::apply_batch`] writes a decided batch: a

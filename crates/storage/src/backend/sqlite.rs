@@ -4,7 +4,7 @@
 //! connections' commits are noticed through `PRAGMA data_version`.
 
 use super::{claimable_sql, Backend, DueRange, Guard};
-use crate::claim::{settled, Decided};
+use crate::claim::{settled, Decided, Written};
 use crate::error::StorageError;
 use crate::models::{NewEventRow, NewOrderRow, OrderRow, ORDER_COLUMNS, ORDER_COLUMN_NAMES};
 use crate::schema::orders;
@@ -16,7 +16,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -187,24 +186,23 @@ impl Backend for Sqlite {
         // it runs again, naming the orders it wrote; within the immediate transaction nothing
         // else writes between the two.
         conn.batch_execute("SAVEPOINT apply_batch")?;
-        let written = diesel::sql_query(&update)
+        let changed = diesel::sql_query(&update)
             .bind::<Text, _>(&updates)
             .bind::<Timestamp, _>(at.naive_utc())
             .execute(conn)?;
-        let done: Option<HashSet<String>> = if written == decided.len() {
-            None
+        let written = if changed == decided.len() {
+            Written::All
         } else {
             conn.batch_execute("ROLLBACK TO apply_batch")?;
             let updated: Vec<Updated> = diesel::sql_query(format!("{update} RETURNING orders.id"))
                 .bind::<Text, _>(&updates)
                 .bind::<Timestamp, _>(at.naive_utc())
                 .load(conn)?;
-            Some(updated.into_iter().map(|u| u.id).collect())
+            Written::Only(updated.into_iter().map(|u| u.id).collect())
         };
         conn.batch_execute("RELEASE apply_batch")?;
-        let written_here = |o: &Order| done.as_ref().is_none_or(|d| d.contains(&o.id));
         let mut events = JsonRows::with_capacity(decided.len() * 220);
-        for (o, d) in decided.iter().filter(|(o, _)| written_here(o)) {
+        for (o, d) in decided.iter().filter(|(o, _)| written.includes(&o.id)) {
             events.row(|j| {
                 j.text(&o.id);
                 j.text(d.decision.status().as_str());
@@ -221,7 +219,7 @@ impl Backend for Sqlite {
         .bind::<Text, _>(actor)
         .bind::<Text, _>(events.finish()?)
         .execute(conn)?;
-        Ok(settled(decided, done.as_ref(), at))
+        Ok(settled(decided, &written, at))
     }
 
     /// Two statements over `json_each`, as [`Sqlite::apply_batch`] writes a decided batch: the

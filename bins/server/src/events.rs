@@ -168,6 +168,28 @@ impl Gaps {
     }
 }
 
+/// Events committed since the last poll: their rows, or, while nobody listens, their ids.
+enum Found {
+    Rows(Vec<EventWithDue>),
+    Ids(Vec<i64>),
+}
+
+impl Found {
+    fn ids(&self) -> Vec<i64> {
+        match self {
+            Found::Rows(rows) => rows.iter().map(|r| r.event.id).collect(),
+            Found::Ids(ids) => ids.clone(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Found::Rows(rows) => rows.len(),
+            Found::Ids(ids) => ids.len(),
+        }
+    }
+}
+
 struct Poller {
     store: Store,
     tx: broadcast::Sender<Arc<StreamItem>>,
@@ -189,8 +211,9 @@ impl Poller {
                 // The hub was dropped: the server is shutting down.
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            // The same work with or without subscribers: jumping ahead while nobody listens
-            // would lose the ids a late transaction fills, for the replay of a later client.
+            // Polls with or without subscribers (without, it reads ids only): jumping ahead
+            // while nobody listens would lose the ids a late transaction fills, for the replay
+            // of a later client.
             loop {
                 match self.poll_once() {
                     Ok(true) => continue,
@@ -204,9 +227,27 @@ impl Poller {
         }
     }
 
-    /// Publishes new events, then late ones, then resolves gaps; true if a full page of new
-    /// events was read (more may be waiting).
+    /// Reads what was committed since the last poll: late events (ids it saw missing) first,
+    /// then new ones; resolves gaps and moves the watermark; publishes. True if a full page of
+    /// new events was read (more may be waiting).
+    ///
+    /// While nobody is subscribed it reads ids only: its position and the gaps must still
+    /// move (a client connecting later replays from the database up to them), the rows and
+    /// their orders need not be read. During a long drain the full rows cost this thread a
+    /// quarter of a core on two. A client subscribing during such a poll is caught by the
+    /// second look at the subscriber count, after the position moved: the rows are then read
+    /// and published to it. One that subscribes after that look reads the moved position and
+    /// replays them instead.
     fn poll_once(&mut self) -> Result<bool, storage::StorageError> {
+        let (late, new, full) = self.take(self.listening())?;
+        self.deliver(late, new)?;
+        Ok(full)
+    }
+
+    /// The reading half of a poll: reads late and new events (rows if `listening`, else ids),
+    /// resolves gaps, and moves the position, `high` and the watermark past them. Also returns
+    /// whether the page of new events was full.
+    fn take(&mut self, listening: bool) -> Result<(Found, Found, bool), storage::StorageError> {
         // The horizon is read before the gaps are re-read, so a gap found missing afterwards
         // was missing after every transaction older than the horizon had ended.
         // (Only while a gap is open: an idle poll stays one indexed query.)
@@ -215,22 +256,29 @@ impl Poller {
         } else {
             self.store.transaction_horizon()?
         };
-        if !self.gaps.open.is_empty() {
-            let late = self.store.events_with_ids(&self.gaps.ids())?;
-            for row in late {
-                self.gaps.open.remove(&row.event.id);
-                self.publish(row, true);
-            }
+        let late = if self.gaps.open.is_empty() {
+            Found::Ids(Vec::new())
+        } else if listening {
+            Found::Rows(self.store.events_with_ids(&self.gaps.ids())?)
+        } else {
+            Found::Ids(self.store.committed_event_ids(&self.gaps.ids())?)
+        };
+        for id in late.ids() {
+            self.gaps.open.remove(&id);
         }
         self.resolve_gaps(horizon);
-        let rows = self.store.events_after(self.top, PAGE)?;
-        let full = rows.len() as i64 == PAGE;
+        let new = if listening {
+            Found::Rows(self.store.events_after(self.top, PAGE)?)
+        } else {
+            Found::Ids(self.store.event_ids_after(self.top, PAGE)?)
+        };
+        let full = new.len() as i64 == PAGE;
         let now = Instant::now();
-        for row in rows {
-            // Ids skipped between the last published one and this one: not committed yet, or
+        for id in new.ids() {
+            // Ids skipped between the last one seen and this one: not committed yet, or
             // never. Their horizon is read at the next poll, when any transaction that drew one
             // has long held its transaction id.
-            for missing in self.top + 1..row.event.id {
+            for missing in self.top + 1..id {
                 self.gaps.open.insert(
                     missing,
                     Gap {
@@ -239,19 +287,40 @@ impl Poller {
                     },
                 );
             }
-            self.top = row.event.id;
-            self.publish(row, false);
+            self.top = id;
         }
         self.trim_gaps();
+        self.high.store(self.top, Ordering::Release);
         self.advance();
-        Ok(full)
+        Ok((late, new, full))
     }
 
-    fn publish(&mut self, row: EventWithDue, late: bool) {
-        if !late {
-            self.high.store(self.top, Ordering::Release);
+    /// The publishing half: sends late events, then new ones. Ids taken while nobody listened
+    /// are dropped, unless someone subscribed since: their rows are read and sent then.
+    fn deliver(&mut self, late: Found, new: Found) -> Result<(), storage::StorageError> {
+        let (late, new) = match (late, new) {
+            (Found::Rows(late), Found::Rows(new)) => (late, new),
+            (late, new) if self.listening() => (
+                self.store.events_with_ids(&late.ids())?,
+                self.store.events_with_ids(&new.ids())?,
+            ),
+            _ => return Ok(()),
+        };
+        for row in late {
+            self.publish(row, true);
         }
-        self.advance();
+        for row in new {
+            self.publish(row, false);
+        }
+        Ok(())
+    }
+
+    fn listening(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Sends one event; its frame's cursor is the watermark, or its own id if lower.
+    fn publish(&mut self, row: EventWithDue, late: bool) {
         let cursor = self.mark.min(row.event.id);
         let _ = self
             .tx
@@ -308,4 +377,88 @@ impl Poller {
 /// stream unless they arrived late (committed after the replay read them missing).
 pub fn covered_by_replay(item: &Published, replayed_until: i64) -> bool {
     !item.late && item.row.event.id <= replayed_until
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orders::{NewOrder, NewOrderFields};
+    use storage::testing::TestDb;
+
+    fn create(store: &Store, n: usize) {
+        let due = orders::time::format_ms(&(Utc::now() + chrono::Duration::hours(1)));
+        let order = NewOrder::from_fields(&NewOrderFields {
+            side: Some("BUY"),
+            qty_mwh: Some("1"),
+            limit_price: Some("40"),
+            hour_start_utc: Some(&due),
+            location: Some("L"),
+            location_type: Some("HUB"),
+        })
+        .expect("valid order");
+        for _ in 0..n {
+            store.insert_order(&order, None, "api").expect("insert");
+        }
+    }
+
+    fn poller(store: Store) -> (Poller, Arc<AtomicI64>) {
+        let (tx, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let high = Arc::new(AtomicI64::new(0));
+        let poller = Poller {
+            store,
+            tx,
+            watermark: Arc::new(AtomicI64::new(0)),
+            high: Arc::clone(&high),
+            gaps: Gaps::default(),
+            mark: 0,
+            top: 0,
+        };
+        (poller, high)
+    }
+
+    fn received(rx: &mut broadcast::Receiver<Arc<StreamItem>>) -> Vec<i64> {
+        let mut ids = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            if let StreamItem::Order(p) = &*item {
+                assert!(!p.late);
+                ids.push(p.row.event.id);
+            }
+        }
+        ids
+    }
+
+    /// While nobody listens the poller reads ids only, yet moves its position; a subscriber
+    /// arriving between its first look and its second still gets the rows of that poll; and
+    /// with a subscriber it publishes rows as they come.
+    #[test]
+    fn ids_only_while_nobody_listens_and_rows_for_who_subscribes_meanwhile() {
+        let db = TestDb::sqlite();
+        let store = db.store();
+        let (mut poller, high) = poller(store.clone());
+
+        create(&store, 3);
+        let (late, new, full) = poller.take(false).expect("take");
+        assert!(matches!(new, Found::Ids(ref ids) if ids.len() == 3));
+        assert!(!full);
+        let last = store.last_event_id().expect("last");
+        assert_eq!(high.load(Ordering::Acquire), last);
+        assert_eq!(poller.watermark.load(Ordering::Acquire), last);
+        poller.deliver(late, new).expect("deliver");
+
+        // Subscribed after the first look, before the second: the rows are read and sent.
+        create(&store, 2);
+        let (late, new, _) = poller.take(false).expect("take");
+        let mut rx = poller.tx.subscribe();
+        poller.deliver(late, new).expect("deliver");
+        let ids = store.event_ids_after(last, 10).expect("ids");
+        assert_eq!(ids.len(), 2);
+        assert_eq!(received(&mut rx), ids);
+
+        // Listening from the start: rows, in order.
+        create(&store, 1);
+        assert!(!poller.poll_once().expect("poll"));
+        let newest = store.last_event_id().expect("last");
+        assert_eq!(received(&mut rx), vec![newest]);
+        assert_eq!(high.load(Ordering::Acquire), newest);
+    }
 }

@@ -158,6 +158,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Ids of the events above `after_id`, oldest first, at most `limit`: what the event stream
+    /// reads while nobody is subscribed. It must still see which ids are committed, to keep its
+    /// position and the ids that may commit late, but neither the rows nor their orders.
+    pub fn event_ids_after(&self, after_id: i64, limit: i64) -> Result<Vec<i64>, StorageError> {
+        Ok(order_events::table
+            .filter(order_events::id.gt(after_id))
+            .order(order_events::id.asc())
+            .limit(limit)
+            .select(order_events::id)
+            .load(&mut *self.checkout()?)?)
+    }
+
+    /// The ids among `ids` whose events are committed now, ascending (the ids form of
+    /// [`Store::events_with_ids`]).
+    pub fn committed_event_ids(&self, ids: &[i64]) -> Result<Vec<i64>, StorageError> {
+        let mut out = Vec::new();
+        let mut conn = self.checkout()?;
+        for chunk in ids.chunks(500) {
+            out.extend(
+                order_events::table
+                    .filter(order_events::id.eq_any(chunk))
+                    .order(order_events::id.asc())
+                    .select(order_events::id)
+                    .load::<i64>(&mut *conn)?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Postgres's transaction horizon: `(xmin, xmax)` of a snapshot taken now. Every
     /// transaction with an id below `xmin` has ended; every one that starts writing later gets
     /// an id at or above `xmax`. `None` on SQLite, whose single writer commits event ids in

@@ -307,6 +307,15 @@ fn events_after_pages_through_history(db: &TestDb) {
     assert!(rest[0].event.id > first[2].event.id);
     assert_eq!(rest[0].hour_start_utc, orders::truncate_ms(due));
     assert_eq!(store.last_event_id().expect("last"), rest[1].event.id);
+    // The id-only reads see the same ids, and only committed ones.
+    let all: Vec<i64> = first.iter().chain(&rest).map(|e| e.event.id).collect();
+    assert_eq!(store.event_ids_after(0, 3).expect("ids"), all[..3]);
+    assert_eq!(store.event_ids_after(all[2], 10).expect("ids"), all[3..]);
+    let asked = [all[4] + 1, all[3], all[0]];
+    assert_eq!(
+        store.committed_event_ids(&asked).expect("ids"),
+        vec![all[0], all[3]]
+    );
 }
 
 /// Concurrent creates share commits: every caller gets its own order (or, with a shared key,

@@ -63,6 +63,10 @@ struct Cli {
     /// Lateness (b): orders due at one instant.
     #[arg(long, global = true, default_value_t = 5_000)]
     burst_orders: usize,
+    /// Lateness (a) and (b): event-stream clients (`GET /api/v1/events`) held open during each
+    /// run, as open dashboards are; each must receive every moderation.
+    #[arg(long, global = true, default_value_t = 0)]
+    watchers: usize,
     /// Catch-up rate (orders/s) for the burst target when catch-up is not run in this
     /// invocation.
     #[arg(long, global = true)]
@@ -350,6 +354,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     plan.spread_orders,
                     plan.window,
                     plan.lead,
+                    cli.watchers,
                 )?;
                 eprintln!(
                     "  p50 {} ms, p99 {} ms, max {} ms",
@@ -364,7 +369,14 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     plan.runs
                 );
                 let r =
-                    lateness::burst(backend, &db_cfg, &server_cfg, plan.burst_orders, plan.lead)?;
+                    lateness::burst(
+                    backend,
+                    &db_cfg,
+                    &server_cfg,
+                    plan.burst_orders,
+                    plan.lead,
+                    cli.watchers,
+                )?;
                 eprintln!(
                     "  p50 {} ms, p99 {} ms, max {} ms",
                     r.p50_ms, r.p99_ms, r.max_ms
@@ -386,7 +398,14 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     plan.runs
                 );
                 let r =
-                    lateness::burst(backend, &db_cfg, &server_cfg, plan.burst_orders, plan.lead)?;
+                    lateness::burst(
+                    backend,
+                    &db_cfg,
+                    &server_cfg,
+                    plan.burst_orders,
+                    plan.lead,
+                    cli.watchers,
+                )?;
                 eprintln!(
                     "  p50 {} ms, p99 {} ms, max (the last) {} ms",
                     r.p50_ms, r.p99_ms, r.max_ms

@@ -56,6 +56,8 @@ pub struct LatenessEntry {
     burst_max_ms: Option<Summary>,
     /// Catch-up rate used for the burst target (orders/s), when known.
     burst_rate: Option<f64>,
+    /// Event-stream clients connected during the runs.
+    watchers: usize,
     spread_runs: Vec<LatenessRun>,
     burst_runs: Vec<LatenessRun>,
 }
@@ -213,6 +215,7 @@ impl Report {
             burst_p99_ms: summarise(&burst, |r| r.p99_ms as f64),
             burst_max_ms: summarise(&burst, |r| r.max_ms as f64),
             burst_rate: measured_rate.or(rate),
+            watchers: burst.iter().chain(&spread).next().map_or(0, |r| r.watchers),
             spread_runs: spread,
             burst_runs: burst,
         });
@@ -479,15 +482,19 @@ impl Report {
                 "db", "case", "p50", "p99", "max"
             );
             for l in &self.lateness {
+                let watched = match l.watchers {
+                    0 => String::new(),
+                    n => format!(", {n} watching"),
+                };
                 for (case, p50, p99, max) in [
                     (
-                        format!("(a) {} spread", l.spread_orders),
+                        format!("(a) {} spread{watched}", l.spread_orders),
                         l.spread_p50_ms,
                         l.spread_p99_ms,
                         l.spread_max_ms,
                     ),
                     (
-                        format!("(b) {} burst", l.burst_orders),
+                        format!("(b) {} burst{watched}", l.burst_orders),
                         l.burst_p50_ms,
                         l.burst_p99_ms,
                         l.burst_max_ms,

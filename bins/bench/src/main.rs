@@ -368,8 +368,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     k + 1,
                     plan.runs
                 );
-                let r =
-                    lateness::burst(
+                let r = lateness::burst(
                     backend,
                     &db_cfg,
                     &server_cfg,
@@ -397,8 +396,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     k + 1,
                     plan.runs
                 );
-                let r =
-                    lateness::burst(
+                let r = lateness::burst(
                     backend,
                     &db_cfg,
                     &server_cfg,

@@ -7,7 +7,8 @@
 //! that each batch touches the primary key's pages in sequence, and *realistic*, a day-ahead
 //! book created over time for tomorrow's hours: ids still in creation order, due times drawn
 //! independently of it, and `GET /api/v1/scheduler/status` polled every 50 ms during the drain
-//! as a dashboard would.
+//! as a dashboard would. A third, on demand (`--books hourly`): the realistic book with every
+//! order due at one of 24 hour starts, as the day-ahead market's `hour_start_utc` usually is.
 
 use crate::db::{Backend, BenchDb, DbConfig};
 use crate::server::{Server, ServerConfig};
@@ -24,13 +25,17 @@ use storage::bench_support::{
 };
 
 /// How the loaded book's due times relate to its creation (id) order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Book {
     /// Ids in due order (the original case).
     Sequential,
     /// Due times independent of id order; the status endpoint polled every 50 ms.
     Realistic,
+    /// As realistic, but each order due at one of the last 24 hour starts (drawn
+    /// independently of id order): a day-ahead book whose orders share few due instants, so
+    /// that orders due together are still in id order among themselves.
+    Hourly,
 }
 
 impl Book {
@@ -39,6 +44,7 @@ impl Book {
         match self {
             Book::Sequential => "sequential",
             Book::Realistic => "realistic",
+            Book::Hourly => "hourly",
         }
     }
 }
@@ -50,7 +56,7 @@ pub struct CatchupRun {
     pub orders: usize,
     /// Which book was loaded.
     pub book: Book,
-    /// Answers of `GET /api/v1/scheduler/status` during the drain (realistic book only).
+    /// Answers of `GET /api/v1/scheduler/status` during the drain (all but the sequential book).
     pub status_polls: usize,
     /// Of those, answers that were not 2xx or failed.
     pub status_errors: usize,
@@ -83,7 +89,8 @@ pub struct CatchupRun {
     pub loadavg_1m: f64,
 }
 
-/// Loads `n` orders due over the past hour into a fresh database and settles it.
+/// Loads `n` orders due over the past hour (the hourly book: the past day) into a fresh
+/// database and settles it.
 fn prepared(
     backend: Backend,
     cfg: &DbConfig,
@@ -104,6 +111,15 @@ fn prepared(
             let span_ms = span.num_milliseconds();
             let dues: Vec<_> = (0..n)
                 .map(|_| first_due + ChronoDuration::milliseconds(rng.random_range(0..span_ms)))
+                .collect();
+            load_orders_due_at(&store, &dues, "api", None)?;
+        }
+        Book::Hourly => {
+            let mut rng = rand::rng();
+            let now = Utc::now();
+            let last_hour = now - ChronoDuration::seconds(now.timestamp().rem_euclid(3_600));
+            let dues: Vec<_> = (0..n)
+                .map(|_| last_hour - ChronoDuration::hours(rng.random_range(0..24)))
                 .collect();
             load_orders_due_at(&store, &dues, "api", None)?;
         }
@@ -138,7 +154,7 @@ pub fn run(
     // Each poll is a query on the database being drained: rarely enough to cost it little
     // (one index probe per poll), often enough to be well under 1 % of the drain time.
     let poll = Duration::from_millis(if n >= 50_000 { 50 } else { 5 });
-    let poller = (book == Book::Realistic).then(|| StatusPoller::start(&procs[0].base));
+    let poller = (book != Book::Sequential).then(|| StatusPoller::start(&procs[0].base));
     let pids: Vec<u32> = procs.iter().map(Server::pid).collect();
     let written_before = written(&store, &pids)?;
     let started = Instant::now();

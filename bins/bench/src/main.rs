@@ -54,6 +54,9 @@ struct Cli {
     /// Catch-up sizes (repeat or comma-separate).
     #[arg(long, global = true, value_delimiter = ',', default_values_t = [100_000, 1_000_000])]
     orders: Vec<usize>,
+    /// Catch-up books (repeat or comma-separate): `hourly` is measured on demand only.
+    #[arg(long, global = true, value_delimiter = ',', default_values = ["sequential", "realistic"])]
+    books: Vec<Book>,
     /// Lateness (a): orders due at random instants over the window.
     #[arg(long, global = true, default_value_t = 10_000)]
     spread_orders: usize,
@@ -301,7 +304,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
     };
     if wants(What::Catchup) {
         for &backend in &plan.backends {
-            for book in [Book::Sequential, Book::Realistic] {
+            for &book in &cli.books {
                 for &n in &plan.orders {
                     let mut runs = Vec::new();
                     for k in 0..plan.runs {
@@ -334,6 +337,29 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
             }
         }
     }
+    // One burst run, announced and summarised on stderr: the lateness and burst commands share it.
+    let burst_run = |backend: Backend, k: usize| -> Result<lateness::LatenessRun> {
+        eprintln!(
+            "lateness {} burst n={}, run {}/{}",
+            backend.name(),
+            plan.burst_orders,
+            k + 1,
+            plan.runs
+        );
+        let r = lateness::burst(
+            backend,
+            &db_cfg,
+            &server_cfg,
+            plan.burst_orders,
+            plan.lead,
+            cli.watchers,
+        )?;
+        eprintln!(
+            "  p50 {} ms, p99 {} ms, max (the last) {} ms",
+            r.p50_ms, r.p99_ms, r.max_ms
+        );
+        Ok(r)
+    };
     if wants(What::Lateness) {
         for &backend in &plan.backends {
             let mut spread = Vec::new();
@@ -361,26 +387,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
                     r.p50_ms, r.p99_ms, r.max_ms
                 );
                 spread.push(r);
-                eprintln!(
-                    "lateness {} burst n={}, run {}/{}",
-                    backend.name(),
-                    plan.burst_orders,
-                    k + 1,
-                    plan.runs
-                );
-                let r = lateness::burst(
-                    backend,
-                    &db_cfg,
-                    &server_cfg,
-                    plan.burst_orders,
-                    plan.lead,
-                    cli.watchers,
-                )?;
-                eprintln!(
-                    "  p50 {} ms, p99 {} ms, max {} ms",
-                    r.p50_ms, r.p99_ms, r.max_ms
-                );
-                burst.push(r);
+                burst.push(burst_run(backend, k)?);
             }
             report.add_lateness(backend, spread, burst, cli.rate);
         }
@@ -389,26 +396,7 @@ fn measure(cli: &Cli, plan: &Plan, work_dir: PathBuf, log_dir: &std::path::Path)
         for &backend in &plan.backends {
             let mut burst = Vec::new();
             for k in 0..plan.runs {
-                eprintln!(
-                    "lateness {} burst n={}, run {}/{}",
-                    backend.name(),
-                    plan.burst_orders,
-                    k + 1,
-                    plan.runs
-                );
-                let r = lateness::burst(
-                    backend,
-                    &db_cfg,
-                    &server_cfg,
-                    plan.burst_orders,
-                    plan.lead,
-                    cli.watchers,
-                )?;
-                eprintln!(
-                    "  p50 {} ms, p99 {} ms, max (the last) {} ms",
-                    r.p50_ms, r.p99_ms, r.max_ms
-                );
-                burst.push(r);
+                burst.push(burst_run(backend, k)?);
             }
             report.add_lateness(backend, Vec::new(), burst, cli.rate);
         }

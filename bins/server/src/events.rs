@@ -182,6 +182,15 @@ impl Found {
         }
     }
 
+    /// The rows found, read by id when only ids were taken (no read for none).
+    fn into_rows(self, store: &Store) -> Result<Vec<EventWithDue>, storage::StorageError> {
+        match self {
+            Found::Rows(rows) => Ok(rows),
+            Found::Ids(ids) if ids.is_empty() => Ok(Vec::new()),
+            Found::Ids(ids) => store.events_with_ids(&ids),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Found::Rows(rows) => rows.len(),
@@ -298,14 +307,11 @@ impl Poller {
     /// The publishing half: sends late events, then new ones. Ids taken while nobody listened
     /// are dropped, unless someone subscribed since: their rows are read and sent then.
     fn deliver(&mut self, late: Found, new: Found) -> Result<(), storage::StorageError> {
-        let (late, new) = match (late, new) {
-            (Found::Rows(late), Found::Rows(new)) => (late, new),
-            (late, new) if self.listening() => (
-                self.store.events_with_ids(&late.ids())?,
-                self.store.events_with_ids(&new.ids())?,
-            ),
-            _ => return Ok(()),
-        };
+        if !self.listening() {
+            return Ok(());
+        }
+        let late = late.into_rows(&self.store)?;
+        let new = new.into_rows(&self.store)?;
         for row in late {
             self.publish(row, true);
         }
@@ -382,20 +388,10 @@ pub fn covered_by_replay(item: &Published, replayed_until: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orders::{NewOrder, NewOrderFields};
-    use storage::testing::TestDb;
+    use storage::testing::{order_due, TestDb};
 
     fn create(store: &Store, n: usize) {
-        let due = orders::time::format_ms(&(Utc::now() + chrono::Duration::hours(1)));
-        let order = NewOrder::from_fields(&NewOrderFields {
-            side: Some("BUY"),
-            qty_mwh: Some("1"),
-            limit_price: Some("40"),
-            hour_start_utc: Some(&due),
-            location: Some("L"),
-            location_type: Some("HUB"),
-        })
-        .expect("valid order");
+        let order = order_due(Utc::now() + chrono::Duration::hours(1), "BUY", "L");
         for _ in 0..n {
             store.insert_order(&order, None, "api").expect("insert");
         }

@@ -230,21 +230,7 @@ pub fn start_with_signal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orders::{NewOrder, NewOrderFields};
-    use storage::testing::TestDb;
-
-    fn order_due(due: chrono::DateTime<chrono::Utc>) -> NewOrder {
-        let due = orders::time::format_ms(&due);
-        NewOrder::from_fields(&NewOrderFields {
-            side: Some("BUY"),
-            qty_mwh: Some("1"),
-            limit_price: Some("40"),
-            hour_start_utc: Some(&due),
-            location: Some("L"),
-            location_type: Some("HUB"),
-        })
-        .expect("valid order")
-    }
+    use storage::testing::{order_due, TestDb};
 
     /// A batch does not start while an order falls due within its expected time: the wait
     /// lasts until the order is taken (here cancelled, as a stand-in for the scheduler's pass,
@@ -255,7 +241,7 @@ mod tests {
         let store = db.store();
         let due = chrono::Utc::now() + chrono::Duration::milliseconds(40);
         let id = store
-            .insert_order(&order_due(due), None, "api")
+            .insert_order(&order_due(due, "BUY", "L"), None, "api")
             .expect("insert")
             .order
             .id;
@@ -296,7 +282,7 @@ mod tests {
         let store = db.store();
         let far = chrono::Utc::now() + chrono::Duration::hours(1);
         store
-            .insert_order(&order_due(far), None, "api")
+            .insert_order(&order_due(far, "BUY", "L"), None, "api")
             .expect("insert");
         let t = Instant::now();
         yield_to_due(
@@ -314,7 +300,7 @@ mod tests {
         // Overdue and never claimed (no scheduler here): the wait gives up after max_wait.
         let past = chrono::Utc::now() - chrono::Duration::seconds(1);
         store
-            .insert_order(&order_due(past), None, "api")
+            .insert_order(&order_due(past, "BUY", "L"), None, "api")
             .expect("insert");
         let t = Instant::now();
         yield_to_due(

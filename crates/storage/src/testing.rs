@@ -11,6 +11,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel::sql_types::Text;
+use orders::{NewOrder, NewOrderFields};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 
@@ -180,6 +181,20 @@ macro_rules! backend_tests {
             })+
         }
     };
+}
+
+/// A valid order of 2.5 MWh at a 40.10 limit on `side` at `location` (a hub), due at `due`:
+/// the one order shape tests across the workspace need when only its due time matters.
+pub fn order_due(due: chrono::DateTime<chrono::Utc>, side: &str, location: &str) -> NewOrder {
+    NewOrder::from_fields(&NewOrderFields {
+        side: Some(side),
+        qty_mwh: Some("2.5"),
+        limit_price: Some("40.10"),
+        hour_start_utc: Some(&orders::format_ms(&due)),
+        location: Some(location),
+        location_type: Some("HUB"),
+    })
+    .expect("a valid order")
 }
 
 /// Test-only reads that the service never needs.

@@ -12,21 +12,11 @@ mod retention;
 mod unreadable;
 
 use chrono::Utc;
-use orders::{format_ms, Decision, NewOrder, NewOrderFields, Price};
+use orders::{Decision, Price};
 use storage::testing::TestDb;
 use storage::{Decided, StorageError, Store};
 
-pub(crate) fn order_due(due: chrono::DateTime<Utc>, side: &str, location: &str) -> NewOrder {
-    NewOrder::from_fields(&NewOrderFields {
-        side: Some(side),
-        qty_mwh: Some("2.5"),
-        limit_price: Some("40.10"),
-        hour_start_utc: Some(&format_ms(&due)),
-        location: Some(location),
-        location_type: Some("HUB"),
-    })
-    .expect("valid order")
-}
+pub(crate) use storage::testing::order_due;
 
 pub(crate) fn approve_all(
     price_cents: i64,

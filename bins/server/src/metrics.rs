@@ -64,6 +64,10 @@ pub struct Metrics {
     pub retention_sweeps: IntCounter,
     /// End of this process's last completed retention sweep, Unix seconds (0: none).
     pub retention_last_sweep: Gauge,
+    /// Commits of single creates by this process's group commit (mirrors the store's count).
+    pub create_groups: IntCounter,
+    /// Creates answered by this process's group commit (mirrors the store's count).
+    pub create_grouped: IntCounter,
 }
 
 /// Raises a counter to `total`, a count kept elsewhere that only grows.
@@ -206,6 +210,15 @@ impl Metrics {
                 "order_scheduler_retention_last_sweep_timestamp_seconds",
                 "End of this process's last completed retention sweep (0: none yet)",
             )),
+            create_groups: must(IntCounter::new(
+                "order_scheduler_create_commits_total",
+                "Commits of single-order creates by this process (concurrent creates share one; \
+                 creates / commits is the mean group)",
+            )),
+            create_grouped: must(IntCounter::new(
+                "order_scheduler_creates_total",
+                "Single-order creates this process answered through its group commit",
+            )),
             registry,
         };
         for c in [
@@ -230,6 +243,8 @@ impl Metrics {
             Box::new(m.retention_events.clone()),
             Box::new(m.retention_sweeps.clone()),
             Box::new(m.retention_last_sweep.clone()),
+            Box::new(m.create_groups.clone()),
+            Box::new(m.create_grouped.clone()),
         ] {
             must(m.registry.register(c));
         }

@@ -13,6 +13,14 @@
 //! transaction) and across groups. If a group's transaction fails (a key raced with another
 //! process, say), each of its requests is retried alone, so one bad row fails only its own
 //! request, with its own error.
+//!
+//! Async callers ([`Store::queue_insert`], the HTTP server's create routes) do not block a
+//! thread while they wait: each awaits a one-shot answer. The first of them to find no leader
+//! gets a [`GroupLeader`] to run on a blocking thread, which commits groups until the queue is
+//! empty. Its own caller is answered with its group, like everyone else, so nobody waits for
+//! groups after their own. Under load one thread commits while the requests wait as futures:
+//! a create costs no thread hand-off of its own, where a blocking wait cost two context
+//! switches per create, the larger part of a create's CPU on a 2-core machine.
 
 use crate::error::StorageError;
 use crate::insert::{insert_alone, insert_in, Idempotency, Inserted};
@@ -21,6 +29,7 @@ use ::orders::NewOrder;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
+use tokio::sync::oneshot;
 
 /// Most creates committed together: bounds one transaction's work and its callers' wait.
 const MAX_GROUP: usize = 256;
@@ -44,8 +53,10 @@ pub struct GroupCommitStats {
     pub groups: u64,
     /// Creates answered so far (`creates / groups` is the mean group size).
     pub creates: u64,
-    /// The most groups one create committed, as leader, before returning to its caller: one
-    /// while the lead is handed on after every group. (A leader that kept the lead until the
+    /// The most groups one blocking create committed, as leader, before returning to its
+    /// caller: one while the lead is handed on after every group (it keeps the lead only while
+    /// no blocked caller waits to take it, and awaited creates do). [`GroupLeader`]s, which
+    /// have no caller of their own, are not counted. (A leader that kept the lead until the
     /// queue ran dry committed every group of a sustained load and answered its own caller
     /// last.)
     pub most_groups_led: u64,
@@ -54,7 +65,8 @@ pub struct GroupCommitStats {
 #[derive(Default)]
 struct Queue {
     waiting: Vec<Request>,
-    /// Whether a caller is committing groups; new requests then just wait.
+    /// Whether a blocking caller or a [`GroupLeader`] is committing groups; new requests then
+    /// just wait.
     leading: bool,
 }
 
@@ -63,7 +75,36 @@ pub(crate) struct Request {
     pub(crate) new: NewOrder,
     pub(crate) idempotency: Option<(String, String)>,
     pub(crate) actor: String,
-    reply: mpsc::Sender<Reply>,
+    reply: Answer,
+}
+
+/// Where a queued create's answer goes.
+enum Answer {
+    /// A thread blocked in [`Store::insert_order`]: it may also be told to lead.
+    Blocking(mpsc::Sender<Reply>),
+    /// A future awaiting [`Store::queue_insert`]'s receiver: it never leads.
+    Awaited(oneshot::Sender<Result<Inserted, StorageError>>),
+}
+
+impl Answer {
+    /// Offers the lead; true if a blocked caller took it.
+    fn offer_lead(&self) -> bool {
+        match self {
+            Answer::Blocking(tx) => tx.send(Reply::Lead).is_ok(),
+            Answer::Awaited(_) => false,
+        }
+    }
+
+    fn send(self, result: Result<Inserted, StorageError>) {
+        match self {
+            Answer::Blocking(tx) => {
+                let _ = tx.send(Reply::Done(result));
+            }
+            Answer::Awaited(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
 }
 
 /// What a waiting create is told: its answer, or that it leads the next group.
@@ -105,7 +146,7 @@ impl Store {
                 new: new.clone(),
                 idempotency: idempotency.map(|i| (i.key.to_string(), i.request_hash.to_string())),
                 actor: actor.to_string(),
-                reply,
+                reply: Answer::Blocking(reply),
             });
             !std::mem::replace(&mut queue.leading, true)
         };
@@ -146,37 +187,72 @@ impl Store {
     /// Sends a create its answer.
     fn answer(&self, r: Request, result: Result<Inserted, StorageError>) {
         self.group_commit().creates.fetch_add(1, Ordering::Relaxed);
-        let _ = r.reply.send(Reply::Done(result));
+        r.reply.send(result);
     }
 
-    /// Commits one group, then hands the lead to the oldest waiting request, or gives it up
-    /// when none waits. A panic while committing drops that group's answer channels (their
-    /// callers get an error) but never leaves the queue without a leader. Returns the groups
-    /// committed: one, or none when the queue was empty.
+    /// Commits one group, then hands the lead to the oldest blocked caller still waiting; if
+    /// only awaited creates wait, it goes on committing until the queue is empty, and gives up
+    /// the lead then. Returns the groups committed.
     fn lead_group(&self) -> u64 {
+        let mut led = 0;
+        loop {
+            led += self.commit_next_group();
+            let mut queue = self.group_commit().lock();
+            if queue.waiting.is_empty() {
+                queue.leading = false;
+                return led;
+            }
+            // A waiter whose caller has gone cannot take the lead; its request still commits
+            // with the group of whoever takes it.
+            if queue.waiting.iter().any(|r| r.reply.offer_lead()) {
+                return led;
+            }
+        }
+    }
+
+    /// Commits the oldest waiting creates, up to [`MAX_GROUP`], as one group. A panic while
+    /// committing drops that group's answers (their callers get an error) but is not passed
+    /// on, so the queue never loses its leader. Returns the groups committed: one, or none
+    /// when the queue was empty.
+    fn commit_next_group(&self) -> u64 {
         let group: Vec<Request> = {
             let mut queue = self.group_commit().lock();
             let n = queue.waiting.len().min(MAX_GROUP);
             queue.waiting.drain(..n).collect()
         };
-        let led = u64::from(!group.is_empty());
-        if !group.is_empty() {
-            if catch_unwind(AssertUnwindSafe(|| self.commit_group(group))).is_err() {
-                log::error!("a group commit of creates panicked; its callers got an error");
-            }
-            self.group_commit().groups.fetch_add(1, Ordering::Relaxed);
+        if group.is_empty() {
+            return 0;
         }
+        if catch_unwind(AssertUnwindSafe(|| self.commit_group(group))).is_err() {
+            log::error!("a group commit of creates panicked; its callers got an error");
+        }
+        self.group_commit().groups.fetch_add(1, Ordering::Relaxed);
+        1
+    }
+
+    /// Queues a create for the next group commit without blocking: the receiver gets its
+    /// answer once the commit holding its row is durable (an error if the create was dropped
+    /// by a failed group). When no one is committing, the caller also gets the
+    /// [`GroupLeader`] that must run, on a thread that may block, for the queue to move.
+    pub fn queue_insert(
+        &self,
+        new: &NewOrder,
+        idempotency: Option<Idempotency<'_>>,
+        actor: &str,
+    ) -> (QueuedInsert, Option<GroupLeader>) {
+        let (reply, answer) = oneshot::channel();
         let mut queue = self.group_commit().lock();
-        // A waiter whose caller has gone cannot take the lead; its request still commits with
-        // the group of whoever takes it.
-        let handed = queue
-            .waiting
-            .iter()
-            .any(|r| r.reply.send(Reply::Lead).is_ok());
-        if !handed {
-            queue.leading = false;
-        }
-        led
+        queue.waiting.push(Request {
+            new: new.clone(),
+            idempotency: idempotency.map(|i| (i.key.to_string(), i.request_hash.to_string())),
+            actor: actor.to_string(),
+            reply: Answer::Awaited(reply),
+        });
+        let lead = !std::mem::replace(&mut queue.leading, true);
+        let leader = lead.then(|| GroupLeader {
+            store: Some(self.clone()),
+        });
+        (QueuedInsert(answer), leader)
     }
 
     /// One transaction for the whole group; if it fails, each request alone.
@@ -204,6 +280,58 @@ impl Store {
                     self.answer(r, result);
                 }
             }
+        }
+    }
+}
+
+/// The answer to a create queued by [`Store::queue_insert`].
+pub struct QueuedInsert(oneshot::Receiver<Result<Inserted, StorageError>>);
+
+impl QueuedInsert {
+    /// Waits for the commit holding the create (or its failure).
+    pub async fn answer(self) -> Result<Inserted, StorageError> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(StorageError::Unavailable(
+                "the create was dropped by a failed group commit".into(),
+            ))
+        })
+    }
+}
+
+/// The lead of a store's group commit, handed to the async caller that found no one
+/// committing: [`GroupLeader::run`] commits groups until the queue is empty. It blocks on the
+/// database, so it belongs on a blocking thread. Dropped without running, it runs where it
+/// is dropped, so that the queue can never be left without a leader.
+#[must_use = "the queued creates are committed only when the leader runs"]
+pub struct GroupLeader {
+    store: Option<Store>,
+}
+
+impl GroupLeader {
+    /// Commits groups until no create waits, then gives up the lead.
+    pub fn run(mut self) {
+        if let Some(store) = self.store.take() {
+            Self::lead(&store);
+        }
+    }
+
+    fn lead(store: &Store) {
+        loop {
+            store.commit_next_group();
+            let mut queue = store.group_commit().lock();
+            if queue.waiting.is_empty() {
+                queue.leading = false;
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for GroupLeader {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            log::warn!("a group commit leader was dropped without running; running it here");
+            Self::lead(&store);
         }
     }
 }

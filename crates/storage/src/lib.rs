@@ -52,7 +52,7 @@ pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
 pub use connection::{ConnectionCheck, DatabaseUrl, DbConnection, MigrationState, PoolConfig};
 pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;
-pub use group_commit::GroupCommitStats;
+pub use group_commit::{GroupCommitStats, GroupLeader, QueuedInsert};
 pub use insert::{Idempotency, Inserted};
 pub use manual::ManualChange;
 pub use parked::{Discarded, ParkedOrder, DISCARD_PREFIX};

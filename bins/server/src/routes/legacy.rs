@@ -218,8 +218,7 @@ pub async fn create_fake_order(
         location_type: p.get("location_type"),
     })?;
     let due = new.hour_start_utc();
-    let store = state.store.clone();
-    let inserted = blocking(move || Ok(store.insert_order(&new, None, "api")?)).await?;
+    let inserted = super::insert_order(&state.store, &new, None, "api").await?;
     state.scheduler.notify_due(due);
     let order = inserted.order;
     Ok(HttpResponse::Ok().json(FakeOrderReply {

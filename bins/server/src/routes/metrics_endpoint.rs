@@ -72,6 +72,9 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     );
     m.retention_last_sweep
         .set(retention.last_sweep_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    let grouped = state.store.group_commit_stats();
+    crate::metrics::mirror(&m.create_groups, grouped.groups);
+    crate::metrics::mirror(&m.create_grouped, grouped.creates);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render()))

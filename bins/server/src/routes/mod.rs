@@ -65,6 +65,24 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// Stores a new order through the store's group commit without holding a thread while it
+/// waits: the create is queued and its answer awaited. If nobody is committing, this request
+/// starts the leader on the blocking pool, where it commits every group that queues until the
+/// queue is empty; this request is answered with its own group, like the others.
+pub async fn insert_order(
+    store: &storage::Store,
+    new: &::orders::NewOrder,
+    idempotency: Option<storage::Idempotency<'_>>,
+    actor: &str,
+) -> Result<storage::Inserted, ApiError> {
+    let (answer, leader) = store.queue_insert(new, idempotency, actor);
+    if let Some(leader) = leader {
+        // Not awaited: the answer arrives through `answer`. Dropping the handle detaches it.
+        drop(actix_web::rt::task::spawn_blocking(move || leader.run()));
+    }
+    Ok(answer.answer().await?)
+}
+
 /// Runs blocking database work on actix's blocking pool, never on an async worker.
 pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where

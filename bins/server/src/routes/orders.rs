@@ -338,16 +338,12 @@ pub async fn create_order(
     let key = idempotency_key(&req)?;
     let new = body.into_inner().validate()?;
     let due = new.hour_start_utc();
-    let store = state.store.clone();
-    let inserted = blocking(move || {
-        let hash = fingerprint(&new);
-        let idem = key.as_deref().map(|key| Idempotency {
-            key,
-            request_hash: &hash,
-        });
-        Ok(store.insert_order(&new, idem, "api")?)
-    })
-    .await?;
+    let hash = fingerprint(&new);
+    let idem = key.as_deref().map(|key| Idempotency {
+        key,
+        request_hash: &hash,
+    });
+    let inserted = super::insert_order(&state.store, &new, idem, "api").await?;
     if inserted.created {
         state.scheduler.notify_due(due);
         Ok(HttpResponse::Created()

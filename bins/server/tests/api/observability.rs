@@ -207,6 +207,10 @@ async fn metrics_count_what_was_moderated(backend: Backend) {
             >= 7.0,
         "{text}"
     );
+    // The seven creates went through the group commit: seven answered, in one to seven commits.
+    assert_eq!(value("order_scheduler_creates_total"), 7.0, "{text}");
+    let commits = value("order_scheduler_create_commits_total");
+    assert!((1.0..=7.0).contains(&commits), "{text}");
     for name in [
         "order_scheduler_orders_pending",
         "order_scheduler_pass_duration_seconds_bucket",

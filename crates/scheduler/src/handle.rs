@@ -14,6 +14,7 @@ use crate::shared::Shared;
 use crate::worker::{Command, Worker};
 use chrono::{DateTime, Utc};
 use moderator::{Moderator, Policy};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -267,8 +268,17 @@ impl Scheduler {
     }
 
     /// Tells the thread an order is due at `due`, re-arming its timer if that is sooner than
-    /// its current deadline. Cheaper than [`wake`](Self::wake): no query.
+    /// its current deadline. Cheaper than [`wake`](Self::wake): no query. Call it after the
+    /// order is committed. While the thread sleeps until a deadline no later than `due`, or
+    /// sleeps stopped, it is not woken at all (most creates under load): its pass at that
+    /// deadline, or at `start`, reads the next due time from the database, which then holds
+    /// the order.
     pub fn notify_due(&self, due: DateTime<Utc>) {
+        // SeqCst pairs with the worker's store of NOT_ARMED before it reads the database: if
+        // this load still sees its deadline, the worker's read comes after this commit.
+        if due.timestamp_millis() >= self.shared.armed_until_ms.load(Ordering::SeqCst) {
+            return;
+        }
         let _ = self.commands.send(Command::DueAt(due));
     }
 

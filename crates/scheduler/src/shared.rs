@@ -17,7 +17,7 @@ use crate::stats::LatenessWindow;
 use chrono::{DateTime, Utc};
 use moderator::Moderator;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use storage::{DueCounts, StorageError, Store};
@@ -59,8 +59,21 @@ pub(crate) struct Shared {
     pub(crate) check_interval: Duration,
     /// When set, outcomes depend only on (seed, order id, policy).
     pub(crate) seed: Option<u64>,
+    /// While the worker sleeps until its deadline, that deadline in Unix milliseconds; while
+    /// it sleeps stopped, [`STOPPED`]; while awake, [`NOT_ARMED`]. A create due at or after it
+    /// need not wake the worker: the pass at the deadline (or the one `start` runs) reads the
+    /// next due time from the database, after the create's commit.
+    pub(crate) armed_until_ms: AtomicI64,
     state: Mutex<State>,
 }
+
+/// [`Shared::armed_until_ms`] while the worker is awake (handling a wake-up, perhaps about to
+/// read the database): no due time is at or after it, so every one is sent.
+pub(crate) const NOT_ARMED: i64 = i64::MAX;
+/// [`Shared::armed_until_ms`] while the worker sleeps stopped: every due time is at or after
+/// it, so none is sent. A stopped worker does nothing with one, and `start` runs a pass that
+/// reads the next due time from the database.
+pub(crate) const STOPPED: i64 = i64::MIN;
 
 /// What the worker has done since it started, for the status.
 #[derive(Default)]
@@ -139,6 +152,7 @@ impl Shared {
             writers,
             check_interval,
             seed,
+            armed_until_ms: AtomicI64::new(NOT_ARMED),
             state: Mutex::new(State {
                 running,
                 ..State::default()

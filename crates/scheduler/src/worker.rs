@@ -17,10 +17,11 @@ use crate::error::PassError;
 use crate::event::{Observer, SchedulerEvent};
 use crate::pass::DecideFailures;
 use crate::report::{Grouper, PassReport};
-use crate::shared::Shared;
+use crate::shared::{Shared, NOT_ARMED, STOPPED};
 use chrono::{DateTime, Utc};
 use orders::Order;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,14 +180,29 @@ impl Worker {
             return Wakeup::Command(c);
         }
         let timeout = if self.shared.lock().running {
+            // Published before sleeping: creates due at or after the deadline need not wake
+            // this thread, since the pass at the deadline reads the next due time anyway.
+            let until = self.deadline.saturating_duration_since(Instant::now());
+            let armed = chrono::Duration::from_std(until)
+                .ok()
+                .and_then(|d| Utc::now().checked_add_signed(d))
+                .map_or(NOT_ARMED, |t| t.timestamp_millis());
+            self.shared.armed_until_ms.store(armed, Ordering::SeqCst);
             let wake = self
                 .read_ahead_at()
                 .map_or(self.deadline, |t| t.min(self.deadline));
             wake.saturating_duration_since(Instant::now())
         } else {
+            self.shared.armed_until_ms.store(STOPPED, Ordering::SeqCst);
             STOPPED_SLEEP
         };
-        match self.rx.recv_timeout(timeout) {
+        let woke = self.rx.recv_timeout(timeout);
+        // Awake: from here until it sleeps again the thread may read the database, so every
+        // due time must reach it.
+        self.shared
+            .armed_until_ms
+            .store(NOT_ARMED, Ordering::SeqCst);
+        match woke {
             Ok(c) => Wakeup::Command(c),
             Err(RecvTimeoutError::Timeout) => Wakeup::Deadline,
             Err(RecvTimeoutError::Disconnected) => Wakeup::Disconnected,

@@ -261,6 +261,49 @@ fn earlier_insert_rearms_the_timer(db: &TestDb) {
     }
 }
 
+/// An order due after the deadline the scheduler sleeps towards does not wake it
+/// (`notify_due` returns at once), and is still moderated on time: the pass at the deadline
+/// reads the next due time from the database, which by then holds it.
+fn an_order_due_after_the_deadline_is_moderated_on_time(db: &TestDb) {
+    let store = db.store();
+    let (observer, signals) = signals();
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    assert!(signals.wait_pass(Duration::from_secs(5)));
+    let first_due = Utc::now() + ChronoDuration::milliseconds(500);
+    let first = store
+        .insert_order(&new_order(first_due), None, "test")
+        .expect("insert")
+        .order
+        .id;
+    sched.notify_due(first_due);
+    // The scheduler now sleeps towards the first order's instant.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut later = Vec::new();
+    for ms in [500, 900] {
+        let due = first_due + ChronoDuration::milliseconds(ms);
+        let id = store
+            .insert_order(&new_order(due), None, "test")
+            .expect("insert")
+            .order
+            .id;
+        sched.notify_due(due);
+        later.push(id);
+    }
+    let all = [first.as_str(), later[0].as_str(), later[1].as_str()];
+    assert!(signals.wait_moderated(Duration::from_secs(5), &all));
+    for id in all {
+        let lateness = moderation_lateness_ms(&store, id);
+        assert!(
+            (0..1000).contains(&lateness),
+            "lateness {lateness} ms with a 30 s interval"
+        );
+    }
+}
+
 fn three_schedulers_moderate_each_order_once(db: &TestDb) {
     let store = db.store();
     let due = Utc::now() + ChronoDuration::milliseconds(500);
@@ -669,6 +712,7 @@ storage::backend_tests!(
     order_due_in_a_second_is_moderated_on_time,
     stopped_scheduler_leaves_orders_until_forced_or_started,
     earlier_insert_rearms_the_timer,
+    an_order_due_after_the_deadline_is_moderated_on_time,
     three_schedulers_moderate_each_order_once,
     undecodable_row_is_parked_and_reported,
     same_seed_gives_identical_outcomes,

@@ -129,6 +129,39 @@ fn moderation_lateness_ms(store: &Store, id: &str) -> i64 {
     (event.at - order.hour_start_utc).num_milliseconds()
 }
 
+/// Stores an order due at `due`; its id.
+fn insert_due(store: &Store, due: DateTime<Utc>) -> String {
+    store
+        .insert_order(&new_order(due), None, "test")
+        .expect("insert")
+        .order
+        .id
+}
+
+/// A scheduler with a 30 s check interval, after its first pass: it sleeps towards its next
+/// deadline, so only a due time it is told of (or reads) moderates an order sooner.
+fn sleeping_scheduler(store: &Store) -> (Scheduler, Signals) {
+    let (observer, signals) = signals();
+    let sched = Scheduler::builder(store.clone())
+        .check_interval(Duration::from_secs(30))
+        .observer(observer)
+        .spawn()
+        .expect("spawn");
+    assert!(signals.wait_pass(Duration::from_secs(5)));
+    (sched, signals)
+}
+
+/// Every order of `ids` was moderated less than a second after its due time.
+fn assert_on_time(store: &Store, ids: &[&str]) {
+    for id in ids {
+        let lateness = moderation_lateness_ms(store, id);
+        assert!(
+            (0..1000).contains(&lateness),
+            "lateness {lateness} ms with a 30 s interval"
+        );
+    }
+}
+
 fn order_due_in_a_second_is_moderated_on_time(db: &TestDb) {
     let store = db.store();
     let due = Utc::now() + ChronoDuration::milliseconds(1000);
@@ -221,44 +254,16 @@ fn stopped_scheduler_leaves_orders_until_forced_or_started(db: &TestDb) {
 fn earlier_insert_rearms_the_timer(db: &TestDb) {
     let store = db.store();
     // A far deadline: the only due order is an hour away and the interval is 30 s.
-    store
-        .insert_order(
-            &new_order(Utc::now() + ChronoDuration::hours(1)),
-            None,
-            "test",
-        )
-        .expect("insert");
-    let (observer, signals) = signals();
-    let sched = Scheduler::builder(store.clone())
-        .check_interval(Duration::from_secs(30))
-        .observer(observer)
-        .spawn()
-        .expect("spawn");
-    // After its first pass the scheduler sleeps towards the far deadline.
-    assert!(signals.wait_pass(Duration::from_secs(5)));
+    insert_due(&store, Utc::now() + ChronoDuration::hours(1));
+    let (sched, signals) = sleeping_scheduler(&store);
     let due = Utc::now() + ChronoDuration::milliseconds(700);
-    let id = store
-        .insert_order(&new_order(due), None, "test")
-        .expect("insert")
-        .order
-        .id;
+    let id = insert_due(&store, due);
     sched.notify_due(due);
     // And one through the query-based wake.
-    let due2 = Utc::now() + ChronoDuration::milliseconds(900);
-    let id2 = store
-        .insert_order(&new_order(due2), None, "test")
-        .expect("insert")
-        .order
-        .id;
+    let id2 = insert_due(&store, Utc::now() + ChronoDuration::milliseconds(900));
     sched.wake();
     assert!(signals.wait_moderated(Duration::from_secs(3), &[&id, &id2]));
-    for i in [&id, &id2] {
-        let lateness = moderation_lateness_ms(&store, i);
-        assert!(
-            (0..1000).contains(&lateness),
-            "lateness {lateness} ms with a 30 s interval"
-        );
-    }
+    assert_on_time(&store, &[&id, &id2]);
 }
 
 /// An order due after the deadline the scheduler sleeps towards does not wake it
@@ -266,42 +271,24 @@ fn earlier_insert_rearms_the_timer(db: &TestDb) {
 /// reads the next due time from the database, which by then holds it.
 fn an_order_due_after_the_deadline_is_moderated_on_time(db: &TestDb) {
     let store = db.store();
-    let (observer, signals) = signals();
-    let sched = Scheduler::builder(store.clone())
-        .check_interval(Duration::from_secs(30))
-        .observer(observer)
-        .spawn()
-        .expect("spawn");
-    assert!(signals.wait_pass(Duration::from_secs(5)));
+    let (sched, signals) = sleeping_scheduler(&store);
     let first_due = Utc::now() + ChronoDuration::milliseconds(500);
-    let first = store
-        .insert_order(&new_order(first_due), None, "test")
-        .expect("insert")
-        .order
-        .id;
+    let first = insert_due(&store, first_due);
     sched.notify_due(first_due);
     // The scheduler now sleeps towards the first order's instant.
     std::thread::sleep(Duration::from_millis(100));
-    let mut later = Vec::new();
-    for ms in [500, 900] {
-        let due = first_due + ChronoDuration::milliseconds(ms);
-        let id = store
-            .insert_order(&new_order(due), None, "test")
-            .expect("insert")
-            .order
-            .id;
-        sched.notify_due(due);
-        later.push(id);
-    }
+    let later: Vec<String> = [500, 900]
+        .into_iter()
+        .map(|ms| {
+            let due = first_due + ChronoDuration::milliseconds(ms);
+            let id = insert_due(&store, due);
+            sched.notify_due(due);
+            id
+        })
+        .collect();
     let all = [first.as_str(), later[0].as_str(), later[1].as_str()];
     assert!(signals.wait_moderated(Duration::from_secs(5), &all));
-    for id in all {
-        let lateness = moderation_lateness_ms(&store, id);
-        assert!(
-            (0..1000).contains(&lateness),
-            "lateness {lateness} ms with a 30 s interval"
-        );
-    }
+    assert_on_time(&store, &all);
 }
 
 fn three_schedulers_moderate_each_order_once(db: &TestDb) {

@@ -140,16 +140,7 @@ impl Store {
         actor: &str,
     ) -> Result<Inserted, StorageError> {
         let (reply, answer) = mpsc::channel();
-        let lead = {
-            let mut queue = self.group_commit().lock();
-            queue.waiting.push(Request {
-                new: new.clone(),
-                idempotency: idempotency.map(|i| (i.key.to_string(), i.request_hash.to_string())),
-                actor: actor.to_string(),
-                reply: Answer::Blocking(reply),
-            });
-            !std::mem::replace(&mut queue.leading, true)
-        };
+        let lead = self.enqueue(new, idempotency, actor, Answer::Blocking(reply));
         let mut led = 0;
         if lead {
             led += self.lead_group();
@@ -241,18 +232,29 @@ impl Store {
         actor: &str,
     ) -> (QueuedInsert, Option<GroupLeader>) {
         let (reply, answer) = oneshot::channel();
+        let lead = self.enqueue(new, idempotency, actor, Answer::Awaited(reply));
+        let leader = lead.then(|| GroupLeader {
+            store: Some(self.clone()),
+        });
+        (QueuedInsert(answer), leader)
+    }
+
+    /// Queues a create; true if nobody was committing, so that the caller must lead.
+    fn enqueue(
+        &self,
+        new: &NewOrder,
+        idempotency: Option<Idempotency<'_>>,
+        actor: &str,
+        reply: Answer,
+    ) -> bool {
         let mut queue = self.group_commit().lock();
         queue.waiting.push(Request {
             new: new.clone(),
             idempotency: idempotency.map(|i| (i.key.to_string(), i.request_hash.to_string())),
             actor: actor.to_string(),
-            reply: Answer::Awaited(reply),
+            reply,
         });
-        let lead = !std::mem::replace(&mut queue.leading, true);
-        let leader = lead.then(|| GroupLeader {
-            store: Some(self.clone()),
-        });
-        (QueuedInsert(answer), leader)
+        !std::mem::replace(&mut queue.leading, true)
     }
 
     /// One transaction for the whole group; if it fails, each request alone.

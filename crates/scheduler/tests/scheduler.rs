@@ -477,14 +477,8 @@ fn panics_inside_a_pass_are_caught(db: &TestDb) {
 /// not the interval, brings the order in on time.
 fn order_inserted_by_another_process_is_moderated_on_time(db: &TestDb) {
     let store = db.store();
-    let (observer, signals) = signals();
-    let _sched = Scheduler::builder(store.clone())
-        .check_interval(Duration::from_secs(30))
-        .observer(observer)
-        .spawn()
-        .expect("spawn");
     // After its first pass (nothing pending) it sleeps for the whole interval.
-    assert!(signals.wait_pass(Duration::from_secs(5)));
+    let (_sched, signals) = sleeping_scheduler(&store);
     let other = Store::open(&db.url, &storage::PoolConfig::default()).expect("other store");
     let due = Utc::now() + ChronoDuration::milliseconds(1000);
     let id = other

@@ -324,7 +324,7 @@ impl ClaimScope {
 impl Store {
     /// Whether a pass should sweep the due orders in id order ([`ClaimScope::DueAfterId`])
     /// rather than take them in due order: at least `min_due` orders are due, and they are at
-    /// least 1/[`SWEEP_DENSITY`] of all claimable orders, because a sweep walks every pending
+    /// least 1/`SWEEP_DENSITY` of all claimable orders, because a sweep walks every pending
     /// order from where it starts, due or not. Both counts are bounded queries on the
     /// claimable index, cheap beside the backlog they are asked about.
     pub fn backlog_worth_sweeping(&self, min_due: usize) -> Result<bool, StorageError> {

@@ -13,14 +13,15 @@
 //! - `schema`, `models`: diesel tables and row types, with checked decoding.
 //! - `store`: [`Store`], its pool and its writer queue.
 //! - `insert`, `read`, `due`, `manual`: the queries, by concern; `group_commit`: concurrent
-//!   creates share one transaction and one commit.
+//!   creates share one transaction and one commit, whether their callers block
+//!   ([`Store::insert_order`]) or await ([`Store::queue_insert`]).
 //! - `parked`: parked orders: list, retry, discard.
 //! - `retention`: deleting old closed orders in batches, one sweeper at a time.
 //! - `claim`: [`Store::claim_and_apply`], the scheduler's one transaction.
 //! - `watch`: [`Store::watch_due`], waking schedulers on orders inserted by anyone.
 //! - `checkpoint`: SQLite's write-ahead log copied into the file by a thread of the store, off
 //!   the writers' commits (`PoolConfig::background_checkpoints`).
-//! - [`testing`] (feature `testing`): fresh databases for tests and test-only reads.
+//! - `testing` (feature `testing`): fresh databases for tests and test-only reads.
 //!
 //! # Representation
 //! Times are `TIMESTAMP` columns holding UTC, truncated to milliseconds before writing (SQLite

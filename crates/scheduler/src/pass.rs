@@ -18,7 +18,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
-use storage::{panic_message, ClaimResult, ClaimScope, Decided, StorageError, Store};
+use storage::{panic_message, ClaimResult, ClaimScope, Decided, DecidedBatch, StorageError, Store};
 
 /// A decision closure, as storage's claims take it.
 type Decide<'a> = dyn FnMut(&Order, DateTime<Utc>) -> Result<Decided, String> + 'a;
@@ -243,6 +243,68 @@ impl Worker {
         })
     }
 
+    /// Writes orders read ahead, a batch per transaction, with two threads: a deciding thread
+    /// decides each batch ([`DecidedBatch::decide`], which fixes its moderation time) while
+    /// this thread writes the batch before it ([`Store::write_decided`], which writes only
+    /// rows still claimable and due) and records it. SQLite only: there one transaction
+    /// writes at a time, and at a due instant of several batches the decisions of the next
+    /// batch were otherwise made on the writer's core between two writes while the second
+    /// core idled. The channel between them holds one batch, so the deciding thread is at
+    /// most a batch ahead. Returns whether a command interrupted the pass; a failed write
+    /// stops the deciding thread at its next send.
+    fn write_read_ahead_pipelined(
+        &mut self,
+        batches: Vec<Vec<Order>>,
+        actor: &str,
+        total: &mut Grouper,
+        forced: bool,
+    ) -> Result<bool, StorageError> {
+        let shared = Arc::clone(&self.shared);
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = mpsc::sync_channel::<DecidedBatch>(1);
+        std::thread::scope(|s| {
+            let (shared, stop) = (&shared, &stop);
+            let decider_thread = s.spawn(move || -> Result<(), StorageError> {
+                let mut decide = decider(shared.moderator.clone(), shared.seed);
+                for orders in batches {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let batch = DecidedBatch::decide(orders, &mut decide)?;
+                    if !batch.is_empty() && tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            });
+            let mut outcome = Ok(false);
+            // Ends when the deciding thread is done and has dropped its sender.
+            for batch in rx.iter() {
+                match self.shared.own.write_decided(batch, actor) {
+                    Ok(result) => {
+                        self.record_result(&result, total, forced, true);
+                        if self.interrupted() {
+                            outcome = Ok(true);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            // A deciding thread blocked on a full channel wakes to a closed one and stops.
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            let decided = decider_thread
+                .join()
+                .unwrap_or_else(|panic| resume_unwind(panic));
+            // A failed write is the pass's error; else the deciding thread's, if it failed.
+            outcome.and_then(|interrupted| decided.map(|()| interrupted))
+        })
+    }
+
     /// Moderates the orders read ahead for an instant that is now due, a batch per
     /// transaction, before any claim; true if a command interrupted the pass. Orders read
     /// ahead for an instant still to come are kept for a later pass. On Postgres several
@@ -279,6 +341,10 @@ impl Worker {
                 }
                 Ok(())
             });
+        }
+        // On SQLite the next batch is decided while this one is written.
+        if batches.len() > 1 && !self.shared.own.is_postgres() {
+            return self.write_read_ahead_pipelined(batches, actor, total, forced);
         }
         for batch in batches {
             let result = self.shared.own.apply_prepared(batch, actor, &mut *decide)?;

@@ -10,7 +10,10 @@
 //! Orders may also be read ahead of their due instant ([`Store::read_due_at`]) and written at
 //! it ([`Store::apply_prepared`]) without a claim's `SELECT`: the write itself then re-checks
 //! every condition the claim would have (claimable, due, not held elsewhere), so the invariant
-//! does not depend on the rows being unchanged since they were read.
+//! does not depend on the rows being unchanged since they were read. Orders read ahead may
+//! also be decided outside the write ([`DecidedBatch::decide`]) and written apart
+//! ([`Store::write_decided`]), with the same checks, so that one thread decides the next batch
+//! while another writes this one.
 
 use crate::backend::{claimable_sql, on_backend, Backend, DueRange, Guard};
 use crate::error::StorageError;
@@ -201,24 +204,82 @@ impl Store {
         F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
     {
         self.write(|c| {
-            let at = truncate_ms(Utc::now());
-            let due: Vec<Order> = prepared
-                .into_iter()
-                .filter(|o| o.hour_start_utc <= at)
-                .collect();
-            if due.is_empty() {
-                return Ok(ClaimResult::default());
-            }
-            let decided = decide_each(due, at, &mut decide)?;
-            let moderated =
-                on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor, Guard::Prepared))?;
-            Ok(ClaimResult {
-                moderated,
-                parked: Vec::new(),
-                at: Some(at),
-            })
+            let batch = DecidedBatch::decide(prepared, &mut decide)?;
+            write_decided(c, batch, actor)
         })
     }
+
+    /// Writes a batch decided outside any transaction, in one transaction, as
+    /// [`Store::apply_prepared`] does: only the orders still claimable, due by the time they
+    /// were decided at, and (Postgres) not held by another claimer are written.
+    pub fn write_decided(
+        &self,
+        batch: DecidedBatch,
+        actor: &str,
+    ) -> Result<ClaimResult, StorageError> {
+        if batch.decided.is_empty() {
+            return Ok(ClaimResult::default());
+        }
+        self.write(|c| write_decided(c, batch, actor))
+    }
+}
+
+/// Orders decided outside a transaction, with the moderation time they were decided at;
+/// written by [`Store::write_decided`].
+#[derive(Debug)]
+pub struct DecidedBatch {
+    decided: Vec<(Order, Decided)>,
+    at: DateTime<Utc>,
+}
+
+impl DecidedBatch {
+    /// Decides each of `orders` due by now with `decide(order, now)`; those not yet due on
+    /// this process's clock are left out. The first failure fails the whole batch, naming
+    /// its order ([`StorageError::Decide`]).
+    pub fn decide<F>(orders: Vec<Order>, decide: F) -> Result<DecidedBatch, StorageError>
+    where
+        F: FnMut(&Order, DateTime<Utc>) -> Result<Decided, String>,
+    {
+        let mut decide = decide;
+        let at = truncate_ms(Utc::now());
+        let due: Vec<Order> = orders
+            .into_iter()
+            .filter(|o| o.hour_start_utc <= at)
+            .collect();
+        Ok(DecidedBatch {
+            decided: decide_each(due, at, &mut decide)?,
+            at,
+        })
+    }
+
+    /// Orders in the batch.
+    pub fn len(&self) -> usize {
+        self.decided.len()
+    }
+
+    /// True if no order was due.
+    pub fn is_empty(&self) -> bool {
+        self.decided.is_empty()
+    }
+}
+
+/// Writes a decided batch with every row re-checked ([`Guard::Prepared`]).
+fn write_decided(
+    c: &mut crate::connection::DbConnection,
+    batch: DecidedBatch,
+    actor: &str,
+) -> Result<ClaimResult, StorageError> {
+    let DecidedBatch { decided, at } = batch;
+    if decided.is_empty() {
+        return Ok(ClaimResult::default());
+    }
+    let moderated =
+        on_backend!(&mut *c, c => B::apply_batch(c, decided, at, actor, Guard::Prepared))?;
+    Ok(ClaimResult {
+        moderated,
+        parked: Vec::new(),
+        at: Some(at),
+    })
 }
 
 /// Decides each order at `at`; the first error or panic fails the whole batch, naming its

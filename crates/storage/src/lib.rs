@@ -49,7 +49,7 @@ mod store;
 pub mod testing;
 mod watch;
 
-pub use claim::{panic_message, ClaimResult, ClaimScope, Decided};
+pub use claim::{panic_message, ClaimResult, ClaimScope, Decided, DecidedBatch};
 pub use connection::{ConnectionCheck, DatabaseUrl, DbConnection, MigrationState, PoolConfig};
 pub use due::{BookCounts, DueCounts, DueSummary};
 pub use error::StorageError;

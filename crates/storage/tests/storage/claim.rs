@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use orders::{parse_due_time, truncate_ms, Decision, NewOrder, OrderStatus, Price};
 use std::collections::HashMap;
 use storage::testing::TestDb;
-use storage::{ClaimScope, Decided, ManualChange, StorageError, Store};
+use storage::{ClaimScope, Decided, DecidedBatch, ManualChange, StorageError, Store};
 
 fn claim_moderates_only_due_orders_once(db: &TestDb) {
     let store = db.store();
@@ -507,7 +507,55 @@ fn a_sweep_takes_due_orders_in_id_order(db: &TestDb) {
     );
 }
 
+/// Orders read ahead, decided apart from their write: only those due are decided, and the
+/// write, later, leaves alone an order moderated by hand in between and writes the rest once.
+fn orders_decided_apart_are_written_only_if_still_claimable(db: &TestDb) {
+    let store = db.store();
+    let due = truncate_ms(Utc::now() - Duration::seconds(1));
+    let ids: Vec<String> = store
+        .insert_orders(
+            &(0..4)
+                .map(|_| order_due(due, "BUY", "L"))
+                .collect::<Vec<_>>(),
+            "api",
+        )
+        .expect("insert");
+    let mut ahead = store.read_due_at(due, 100).expect("read ahead");
+    assert_eq!(ahead.len(), 4);
+    // An order not yet due (as a read-ahead batch holds until its instant) is not decided.
+    let mut early = ahead[0].clone();
+    early.id = "not-yet-due".into();
+    early.hour_start_utc = Utc::now() + Duration::hours(1);
+    ahead.push(early);
+    let batch = DecidedBatch::decide(ahead, approve_all(4000)).expect("decide");
+    assert_eq!(batch.len(), 4, "only the due orders are decided");
+    let reject = ManualChange {
+        to: Some(OrderStatus::Rejected),
+        reject_reason: Some("by hand".into()),
+        ..ManualChange::default()
+    };
+    store
+        .transition(&ids[1], &reject, "trader")
+        .expect("reject");
+    let written = store.write_decided(batch, "scheduler:test").expect("write");
+    let mut got: Vec<&str> = written.moderated.iter().map(|o| o.id.as_str()).collect();
+    got.sort_unstable();
+    let mut expected: Vec<&str> = [0, 2, 3].iter().map(|&i| ids[i].as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "all but the one moderated meanwhile");
+    assert_eq!(
+        store.get_order(&ids[1]).expect("get").status,
+        OrderStatus::Rejected
+    );
+    // Moderated once each: three by the write, one by hand.
+    assert_eq!(
+        store.moderation_event_multiplicity().expect("mult"),
+        (0, 4, 0)
+    );
+}
+
 storage::backend_tests!(
+    orders_decided_apart_are_written_only_if_still_claimable,
     a_sweep_takes_due_orders_in_id_order,
     claim_moderates_only_due_orders_once,
     claim_at_a_due_time_takes_only_that_instant,

@@ -323,7 +323,11 @@ impl Worker {
             self.read_ahead = Some(ahead);
             return Ok(false);
         }
-        let batch_size = self.shared.batch_size.max(1);
+        let batch_size = even_batch_size(
+            ahead.orders.len(),
+            self.shared.batch_size,
+            self.shared.writers,
+        );
         let mut batches: Vec<Vec<Order>> = Vec::new();
         let mut rest = ahead.orders;
         while !rest.is_empty() {
@@ -517,6 +521,16 @@ impl Worker {
     }
 }
 
+/// The size of the batches `orders` orders read ahead are written in: at most `batch_size`,
+/// and as many batches as that needs, rounded up to a multiple of `writers`, all of one size
+/// but the last. The last of the orders is written when the busiest writer is done: 5,000
+/// orders in batches of 1,000 gave one of two writers three batches and the other two.
+fn even_batch_size(orders: usize, batch_size: usize, writers: usize) -> usize {
+    let (batch_size, writers) = (batch_size.max(1), writers.max(1));
+    let batches = orders.div_ceil(batch_size).div_ceil(writers) * writers;
+    orders.div_ceil(batches.max(1)).max(1)
+}
+
 /// Logs a committed batch: the original system's two lines per due time when it spans a few,
 /// else one line with the range, so a catch-up over many due times does not flood the log.
 /// Each line ends with the lateness (moderation time minus due time; for a range of due times,
@@ -557,4 +571,36 @@ fn log_batch(batch: Grouper, instance: &str, at: DateTime<Utc>) {
         "✅ Moderated {} orders over {due_times} due times ({first} .. {last}): {approved} approved, {rejected} rejected (instance {instance}, lateness {lateness_ms} ms at most)",
         approved + rejected
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::even_batch_size;
+
+    #[test]
+    fn read_ahead_batches_are_even_across_writers() {
+        // (orders, batch size, writers) -> batch size used.
+        let cases = [
+            ((5_000, 1_000, 2), 834),
+            ((5_000, 1_000, 1), 1_000),
+            ((1_500, 1_000, 2), 750),
+            ((28, 10, 3), 10),
+            ((30, 10, 2), 8),
+            ((1, 1_000, 2), 1),
+            ((0, 1_000, 2), 1),
+        ];
+        for ((orders, batch_size, writers), want) in cases {
+            let got = even_batch_size(orders, batch_size, writers);
+            assert_eq!(
+                got, want,
+                "{orders} orders, batches of {batch_size}, {writers} writers"
+            );
+            assert!(got <= batch_size.max(1));
+            let batches = orders.div_ceil(got);
+            assert!(
+                orders == 0 || batches % writers == 0 || batches < writers,
+                "{batches} batches for {writers} writers"
+            );
+        }
+    }
 }

@@ -170,12 +170,7 @@ fn order_due_in_a_second_is_moderated_on_time(db: &TestDb) {
         .expect("insert")
         .order
         .id;
-    let (observer, signals) = signals();
-    let sched = Scheduler::builder(store.clone())
-        .check_interval(Duration::from_secs(30))
-        .observer(observer)
-        .spawn()
-        .expect("spawn");
+    let (sched, signals) = sleeping_scheduler(&store);
     assert!(
         signals.wait_moderated(Duration::from_secs(5), &[&id]),
         "moderated without any force-run"

@@ -323,17 +323,7 @@ impl Worker {
             self.read_ahead = Some(ahead);
             return Ok(false);
         }
-        let batch_size = even_batch_size(
-            ahead.orders.len(),
-            self.shared.batch_size,
-            self.shared.writers,
-        );
-        let mut batches: Vec<Vec<Order>> = Vec::new();
-        let mut rest = ahead.orders;
-        while !rest.is_empty() {
-            let later = rest.split_off(rest.len().min(batch_size));
-            batches.push(std::mem::replace(&mut rest, later));
-        }
+        let batches = ahead.batches;
         if self.shared.writers > 1 && batches.len() > 1 {
             let queue = Mutex::new(batches.into_iter());
             let next = || lock(&queue).next();
@@ -525,10 +515,24 @@ impl Worker {
 /// and as many batches as that needs, rounded up to a multiple of `writers`, all of one size
 /// but the last. The last of the orders is written when the busiest writer is done: 5,000
 /// orders in batches of 1,000 gave one of two writers three batches and the other two.
-fn even_batch_size(orders: usize, batch_size: usize, writers: usize) -> usize {
+pub(crate) fn even_batch_size(orders: usize, batch_size: usize, writers: usize) -> usize {
     let (batch_size, writers) = (batch_size.max(1), writers.max(1));
     let batches = orders.div_ceil(batch_size).div_ceil(writers) * writers;
     orders.div_ceil(batches.max(1)).max(1)
+}
+
+/// `items` in batches of `size` (the last may be smaller), in order, each item moved once.
+pub(crate) fn into_batches<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let size = size.max(1);
+    let mut batches = Vec::with_capacity(items.len().div_ceil(size));
+    let mut rest = items.into_iter();
+    loop {
+        let batch: Vec<T> = rest.by_ref().take(size).collect();
+        if batch.is_empty() {
+            return batches;
+        }
+        batches.push(batch);
+    }
 }
 
 /// Logs a committed batch: the original system's two lines per due time when it spans a few,
@@ -575,7 +579,20 @@ fn log_batch(batch: Grouper, instance: &str, at: DateTime<Utc>) {
 
 #[cfg(test)]
 mod tests {
-    use super::even_batch_size;
+    use super::{even_batch_size, into_batches};
+
+    #[test]
+    fn batches_keep_every_item_in_order() {
+        let cut = |n: usize, size: usize| into_batches((0..n).collect::<Vec<usize>>(), size);
+        assert_eq!(cut(5, 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(cut(4, 2), vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!(cut(2, 0), vec![vec![0], vec![1]]);
+        assert!(cut(0, 3).is_empty());
+        let big = cut(5_000, 834);
+        assert_eq!(big.len(), 6);
+        assert!(big[..5].iter().all(|b| b.len() == 834));
+        assert_eq!(big.concat(), (0..5_000).collect::<Vec<usize>>());
+    }
 
     #[test]
     fn read_ahead_batches_are_even_across_writers() {

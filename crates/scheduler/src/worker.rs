@@ -15,7 +15,7 @@
 
 use crate::error::PassError;
 use crate::event::{Observer, SchedulerEvent};
-use crate::pass::DecideFailures;
+use crate::pass::{even_batch_size, into_batches, DecideFailures};
 use crate::report::{Grouper, PassReport};
 use crate::shared::{Shared, NOT_ARMED, STOPPED};
 use chrono::{DateTime, Utc};
@@ -68,10 +68,13 @@ pub(crate) const READ_AHEAD: Duration = Duration::from_secs(1);
 /// an order); the rest are claimed as usual.
 const READ_AHEAD_BATCHES: usize = 10;
 
-/// The orders of one due instant, read before it.
+/// The orders of one due instant, read before it and already cut into the batches they will
+/// be written in: cutting 5,000 orders at the instant (each tail copied into a fresh
+/// allocation) took 6–18 ms before the first decision of a burst (docs/BENCHMARKS.md, round
+/// thirteen).
 pub(crate) struct ReadAhead {
     pub(crate) due: DateTime<Utc>,
-    pub(crate) orders: Vec<Order>,
+    pub(crate) batches: Vec<Vec<Order>>,
 }
 
 /// The loop's own state; it lives on the scheduler thread and is never shared.
@@ -305,7 +308,11 @@ impl Worker {
             log::debug!("reading ahead the orders due at {due} failed: {e}");
             Vec::new()
         });
-        self.read_ahead = Some(ReadAhead { due, orders });
+        let size = even_batch_size(orders.len(), self.shared.batch_size, self.shared.writers);
+        self.read_ahead = Some(ReadAhead {
+            due,
+            batches: into_batches(orders, size),
+        });
     }
 
     /// One scheduled check: a pass, then the next deadline.

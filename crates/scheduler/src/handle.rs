@@ -141,8 +141,15 @@ impl SchedulerBuilder {
                 // A pass retries after a failure; its first query should not wait behind a
                 // test round trip at the due instant.
                 check: ConnectionCheck::OnReturn,
-                // The next pass finds a connection ready.
-                min_idle: 1,
+                // The next pass finds a connection ready; on Postgres every writer does. The
+                // pool closes connections beyond these after ten idle minutes, less than the
+                // hour between two day-ahead instants, whose second writer would otherwise
+                // connect at the instant.
+                min_idle: if self.store.is_postgres() {
+                    self.pg_writers as u32
+                } else {
+                    1
+                },
                 // Inherited from `store` in any case.
                 background_checkpoints: false,
             })

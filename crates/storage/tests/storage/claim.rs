@@ -8,6 +8,12 @@ use std::collections::HashMap;
 use storage::testing::TestDb;
 use storage::{ClaimScope, Decided, DecidedBatch, ManualChange, StorageError, Store};
 
+/// Inserts `n` BUY orders due at `due`; their ids, in order.
+fn insert_due(store: &Store, n: usize, due: chrono::DateTime<Utc>) -> Vec<String> {
+    let news: Vec<NewOrder> = (0..n).map(|_| order_due(due, "BUY", "L")).collect();
+    store.insert_orders(&news, "api").expect("insert")
+}
+
 fn claim_moderates_only_due_orders_once(db: &TestDb) {
     let store = db.store();
     let now = Utc::now();
@@ -289,14 +295,7 @@ fn concurrent_claimers_never_share_an_order(db: &TestDb) {
 fn orders_read_ahead_are_written_only_if_still_claimable(db: &TestDb) {
     let store = db.store();
     let due = truncate_ms(Utc::now() - Duration::seconds(1));
-    let ids: Vec<String> = store
-        .insert_orders(
-            &(0..7)
-                .map(|_| order_due(due, "BUY", "L"))
-                .collect::<Vec<_>>(),
-            "api",
-        )
-        .expect("insert");
+    let ids = insert_due(&store, 7, due);
     let later = store
         .insert_order(
             &order_due(due + Duration::seconds(1), "BUY", "L"),
@@ -512,14 +511,7 @@ fn a_sweep_takes_due_orders_in_id_order(db: &TestDb) {
 fn orders_decided_apart_are_written_only_if_still_claimable(db: &TestDb) {
     let store = db.store();
     let due = truncate_ms(Utc::now() - Duration::seconds(1));
-    let ids: Vec<String> = store
-        .insert_orders(
-            &(0..4)
-                .map(|_| order_due(due, "BUY", "L"))
-                .collect::<Vec<_>>(),
-            "api",
-        )
-        .expect("insert");
+    let ids = insert_due(&store, 4, due);
     let mut ahead = store.read_due_at(due, 100).expect("read ahead");
     assert_eq!(ahead.len(), 4);
     // An order not yet due (as a read-ahead batch holds until its instant) is not decided.
